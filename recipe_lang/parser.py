@@ -1,0 +1,189 @@
+"""Parse ``.kdr`` text into a :class:`~recipe_lang.ast.Recipe`, collecting every syntax error.
+
+The LALR parser stops at the first error; to report several in one run we blank the text up
+to the next *statement start* (a line that opens with a declaration keyword or ``then``),
+keeping every newline so positions stay exact, and parse the rest again from the ``resume``
+rule. Error messages name what was expected in words, and common mistakes get a message of
+their own (see :mod:`recipe_lang.friendly`).
+
+>>> result = parse("train for 3 epochs distill from t")
+>>> [d.code for d in result.diagnostics]
+['KDR001']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from recipe_lang import ast
+from recipe_lang.builder import build_ast, token_span
+from recipe_lang.diagnostics import Diagnostic, KdrError, Span, error, internal_error
+from recipe_lang.friendly import describe_syntax_error
+
+#: Statement starts used to resynchronise after a syntax error.
+_SYNC = re.compile(
+    r"^[ \t]*(recipe|param|set|data|model|then|train|finetune|distill|snapshot|prune|replace"
+    r"|quantize|evaluate|export|repeat)\b",
+    re.MULTILINE,
+)
+_STATEMENT_TOKENS = {
+    "RECIPE", "PARAM", "SET", "DATA", "MODEL", "THEN", "TRAIN", "FINETUNE", "DISTILL",
+    "SNAPSHOT", "PRUNE", "REPLACE", "QUANTIZE", "EVALUATE", "EXPORT", "REPEAT",
+}
+#: The most syntax errors reported from one file (later ones are usually echoes).
+MAX_SYNTAX_ERRORS = 20
+
+
+@cache
+def grammar() -> Lark:
+    return Lark.open(
+        "kdr.lark",
+        rel_to=__file__,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["start", "resume"],
+    )
+
+
+@dataclass
+class ParseResult:
+    recipe: ast.Recipe | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    source: str = ""
+    file: str = "<recipe>"
+
+    @property
+    def ok(self) -> bool:
+        return self.recipe is not None and not any(d.is_error for d in self.diagnostics)
+
+
+def _end_span(text: str) -> Span:
+    lines = text.split("\n")
+    line = len(lines)
+    col = len(lines[-1]) + 1
+    # Point at the end of the last non-blank line rather than an empty trailing line.
+    while line > 1 and not lines[line - 1].strip():
+        line -= 1
+        col = len(lines[line - 1].rstrip()) + 1
+    return Span(line=line, column=col, end_line=line, end_column=col + 1)
+
+
+def _error_span(exc: UnexpectedInput, text: str) -> Span:
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
+        return _end_span(text)
+    if isinstance(exc, UnexpectedToken) and exc.token.line is not None:
+        return token_span(exc.token)
+    line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
+    return Span(line=line, column=col, end_line=line, end_column=col + 1)
+
+
+def _blank_until(text: str, offset: int) -> str:
+    """``text`` with everything before ``offset`` replaced by spaces (newlines kept)."""
+    head = re.sub(r"[^\n]", " ", text[:offset])
+    return head + text[offset:]
+
+
+def _next_sync(text: str, exc: UnexpectedInput, after: int, floor: int) -> int | None:
+    """Where to parse again: the failing token if it starts a statement, else the next line
+    that does. Always past ``floor`` (the previous resume point), so recovery makes progress."""
+    if isinstance(exc, UnexpectedToken) and exc.token.type in _STATEMENT_TOKENS and after > floor:
+        return after
+    line_end = text.find("\n", after)
+    if line_end < 0:
+        return None
+    m = _SYNC.search(text, line_end + 1)
+    return m.start() if m else None
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    pos = getattr(exc, "pos_in_stream", None)
+    if isinstance(exc, UnexpectedToken):
+        pos = exc.token.start_pos if exc.token.type != "$END" else len(text)
+    return int(pos) if pos is not None else len(text)
+
+
+def parse(source: str, file: str = "<recipe>") -> ParseResult:
+    """Parse ``source``; never raises for bad input, every problem is a diagnostic."""
+    try:
+        return _parse(source, file)
+    except KdrError as exc:
+        return ParseResult(None, [d.with_file(file) for d in exc.diagnostics], source, file)
+    except Exception as exc:  # a bug in kdr, not in the recipe
+        return ParseResult(None, [internal_error(exc, file)], source, file)
+
+
+def _parse(source: str, file: str) -> ParseResult:
+    comments: list[Token] = []
+    diagnostics: list[Diagnostic] = []
+    parser = grammar()
+    try:
+        tree = parser.parse(source, start="start", on_error=None)
+        # Comments are collected by re-lexing: the parser's lexer callbacks are shared state.
+        comments = [t for t in parser.lex(source, dont_ignore=True) if t.type == "COMMENT"]
+    except UnexpectedInput as exc:
+        diagnostics.extend(_collect_syntax_errors(source, exc))
+        return ParseResult(None, [d.with_file(file) for d in diagnostics], source, file)
+    try:
+        recipe = build_ast(tree, diagnostics)
+    except VisitError as exc:  # unwrap so our own errors reach the user unchanged
+        raise exc.orig_exc from None
+    recipe = recipe.model_copy(
+        update={
+            "comments": [ast.Comment(span=token_span(t), text=str(t).rstrip()) for t in comments]
+        }
+    )
+    return ParseResult(recipe, [d.with_file(file) for d in diagnostics], source, file)
+
+
+def _collect_syntax_errors(source: str, first: UnexpectedInput) -> list[Diagnostic]:
+    diagnostics = [describe_syntax_error(first, source, _error_span(first, source))]
+    text = source
+    exc: UnexpectedInput | None = first
+    floor = 0
+    while exc is not None and len(diagnostics) < MAX_SYNTAX_ERRORS:
+        sync = _next_sync(text, exc, _error_offset(exc, text), floor)
+        if sync is None or sync <= floor:
+            break
+        floor = sync
+        text = _blank_until(text, sync)
+        try:
+            grammar().parse(text, start="resume")
+            exc = None
+        except UnexpectedInput as nxt:
+            exc = nxt
+            diagnostics.append(
+                describe_syntax_error(nxt, source, _error_span(nxt, text), start="resume")
+            )
+    return diagnostics
+
+
+def parse_recipe(source: str, file: str = "<recipe>") -> ast.Recipe:
+    """Parse or raise :class:`KdrError` with every diagnostic found."""
+    result = parse(source, file)
+    if not result.ok or result.recipe is None:
+        raise KdrError(result.diagnostics)
+    return result.recipe
+
+
+def parse_file(path: str | Path) -> ParseResult:
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return ParseResult(
+            None, [error("KDR001", f"cannot read recipe: {reason}").with_file(str(path))],
+            "", str(path),
+        )
+    return parse(source, str(path))
+
+
+__all__ = ["ParseResult", "UnexpectedCharacters", "grammar", "parse", "parse_file", "parse_recipe"]
