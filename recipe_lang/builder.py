@@ -18,8 +18,33 @@ from recipe_lang.diagnostics import Diagnostic, Note, Span, error
 
 #: Reserved words: structural keywords of the grammar. Option words are not reserved.
 KEYWORDS = frozenset(
-    """recipe param set data model from as with then for in except to by repeat
-    train finetune distill snapshot prune replace quantize evaluate export calibrate""".split()
+    [
+        "recipe",
+        "param",
+        "set",
+        "data",
+        "model",
+        "from",
+        "as",
+        "with",
+        "then",
+        "for",
+        "in",
+        "except",
+        "to",
+        "by",
+        "repeat",
+        "train",
+        "finetune",
+        "distill",
+        "snapshot",
+        "prune",
+        "replace",
+        "quantize",
+        "evaluate",
+        "export",
+        "calibrate",
+    ]
 )
 
 _PRECISION = re.compile(r"^(u?int|fp|bf|float)\d+$")
@@ -28,8 +53,17 @@ _PRECISION = re.compile(r"^(u?int|fp|bf|float)\d+$")
 WORD_ORDER = {
     w: i
     for i, w in enumerate(
-        ["channels", "weights", "local", "global", "static", "dynamic", "qat", "per_channel",
-         "per_tensor"]
+        [
+            "channels",
+            "weights",
+            "local",
+            "global",
+            "static",
+            "dynamic",
+            "qat",
+            "per_channel",
+            "per_tensor",
+        ]
     )
 }
 OPTION_ORDER = {"temperature": 0, "alpha": 1}
@@ -86,8 +120,24 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
                     "KDR001",
                     f"`{ident.value}` is a keyword; pick another {declared} name",
                     ident.span,
-                    Note(kind="help", message=f"for example `{ident.value}_1` or `my_{ident.value}`"),
+                    Note(
+                        kind="help", message=f"for example `{ident.value}_1` or `my_{ident.value}`"
+                    ),
                 )
+            )
+        return ident
+
+    def _subject(self, tok: Token | None) -> ast.Ident | None:
+        """The model a stage acts on: a keyword there is a mistake, not a model name (the
+        contextual lexer reads `then` as a NAME where `then` cannot follow)."""
+        if tok is None:
+            return None
+        ident = ast.Ident(span=token_span(tok), value=str(tok))
+        if ident.value in KEYWORDS:
+            self._complain(
+                f"`{ident.value}` is a keyword, not a model name",
+                ident.span,
+                "name the model the stage acts on, or leave it out to use `student`",
             )
         return ident
 
@@ -154,8 +204,9 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return ast.RecipeDecl(span=meta_span(meta), name=name)
 
     def param_decl(self, meta: Meta, c: list[Any]) -> ast.ParamDecl:
-        return ast.ParamDecl(span=meta_span(meta), name=self._ident(c[0], declared="param"),
-                             value=c[1])
+        return ast.ParamDecl(
+            span=meta_span(meta), name=self._ident(c[0], declared="param"), value=c[1]
+        )
 
     def set_decl(self, meta: Meta, c: list[Any]) -> ast.SetDecl:
         return ast.SetDecl(span=meta_span(meta), key=self._ident(c[0]), value=c[1])
@@ -180,7 +231,14 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return ast.Option(span=meta_span(meta), name=self._ident(c[0]), value=c[1])
 
     def teacher_name(self, meta: Meta, c: list[Token]) -> ast.TeacherName:
-        return ast.TeacherName(span=token_span(c[0]), name=str(c[0]))
+        teacher = ast.TeacherName(span=token_span(c[0]), name=str(c[0]))
+        if teacher.name in KEYWORDS:
+            self._complain(
+                f"`{teacher.name}` is a keyword, not a teacher",
+                teacher.span,
+                "name a model, a snapshot or a constructor such as `resnet50`",
+            )
+        return teacher
 
     def distill_mod(self, meta: Meta, c: list[Any]) -> ast.DistillModifier:
         return ast.DistillModifier(
@@ -198,6 +256,9 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
 
     def budget(self, meta: Meta, c: list[Any]) -> ast.Budget:
         return ast.Budget(span=meta_span(meta), value=c[0], unit=self._ident(c[1]))
+
+    def prune_word(self, meta: Meta, c: list[Token]) -> Token:
+        return c[0]
 
     def criterion(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Ident]:
         return ("criterion", self._ident(c[0]))
@@ -227,7 +288,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return ast.TrainStage(
             span=meta_span(meta),
             verb=str(verb),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             duration=duration,
             modifiers=mods[0] if mods else [],
         )
@@ -239,7 +300,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         mods = next((x for x in rest if isinstance(x, tuple)), None)
         return ast.DistillStage(
             span=meta_span(meta),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             teacher=teacher,
             options=_sorted_options(options),
             duration=duration,
@@ -250,7 +311,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         subject, name = c
         return ast.SnapshotStage(
             span=meta_span(meta),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             name=self._ident(name, declared="snapshot"),
         )
 
@@ -264,9 +325,14 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
                 key, value = item
                 if fields.get(key):
                     where = value.span if isinstance(value, ast.Node) else value[0].span
-                    what = "`by`" if key == "criterion" else f"`{'in' if key == 'include' else 'except'}`"
-                    self._complain(f"{what} is given twice in one `prune`", where,
-                                   "merge them into one list")
+                    what = (
+                        "`by`"
+                        if key == "criterion"
+                        else f"`{'in' if key == 'include' else 'except'}`"
+                    )
+                    self._complain(
+                        f"{what} is given twice in one `prune`", where, "merge them into one list"
+                    )
                 fields[key] = value
             elif isinstance(item, tuple):  # recovery: (modifiers, duration)
                 fields["modifiers"], fields["duration"] = item
@@ -277,7 +343,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
             fields["amount"] = amount
         return ast.PruneStage(
             span=meta_span(meta),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             **fields,
         )
 
@@ -286,7 +352,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         subject, target = (first, second) if second is not None else (None, first)
         return ast.ReplaceStage(
             span=meta_span(meta),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             target=self._ident(target),
             include=scope_in[1] if scope_in else [],
             exclude=scope_except[1] if scope_except else [],
@@ -299,7 +365,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         recovery = next((x for x in c if isinstance(x, tuple)), None)
         subject = None
         if not _PRECISION.match(names[0].value) and len(names) > 1:
-            subject, names = names[0], names[1:]
+            subject, names = self._subject(c[0]), names[1:]
         elif not _PRECISION.match(names[0].value):
             self._complain(
                 f"expected a precision like `int8` after `quantize {names[0].value}`",
@@ -320,16 +386,14 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
 
     def evaluate(self, meta: Meta, c: list[Any]) -> ast.EvaluateStage:
         subject = c[0] if c else None
-        return ast.EvaluateStage(
-            span=meta_span(meta), subject=self._ident(subject) if subject is not None else None
-        )
+        return ast.EvaluateStage(span=meta_span(meta), subject=self._subject(subject))
 
     def export(self, meta: Meta, c: list[Any]) -> ast.ExportStage:
         first, second, path = c
         subject, fmt = (first, second) if second is not None else (None, first)
         return ast.ExportStage(
             span=meta_span(meta),
-            subject=self._ident(subject) if subject is not None else None,
+            subject=self._subject(subject),
             format=self._ident(fmt),
             path=ast.String(span=token_span(path), value=decode_string(path)),
         )

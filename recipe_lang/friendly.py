@@ -42,8 +42,16 @@ TOKEN_WORDS: dict[str, str] = {
     "$END": "the end of the recipe",
 }
 _STAGE_TOKENS = {
-    "TRAIN", "FINETUNE", "DISTILL", "SNAPSHOT", "PRUNE", "REPLACE", "QUANTIZE", "EVALUATE",
-    "EXPORT", "REPEAT",
+    "TRAIN",
+    "FINETUNE",
+    "DISTILL",
+    "SNAPSHOT",
+    "PRUNE",
+    "REPLACE",
+    "QUANTIZE",
+    "EVALUATE",
+    "EXPORT",
+    "REPEAT",
 }
 _DECL_TOKENS = {"RECIPE", "PARAM", "SET", "DATA", "MODEL"}
 
@@ -57,7 +65,7 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
             "train for 3 epochs evaluate",
             "distill from t for 2 epochs prune 50%",
             "prune 50% channels quantize int8",
-            "evaluate export onnx \"m.onnx\"",
+            'evaluate export onnx "m.onnx"',
             "snapshot as s evaluate",
             "quantize int8 evaluate",
             "train for 3 epochs with mixup 0.2 prune 50%",
@@ -65,7 +73,7 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
     ),
     "missing-duration": (
         'missing duration: say how long to train, like "for 3 epochs"',
-        'add a duration such as `for 3 epochs` or `for 500 steps`',
+        "add a duration such as `for 3 epochs` or `for 500 steps`",
         [
             "train",
             "train student",
@@ -194,13 +202,15 @@ def describe_syntax_error(
     """Turn a lark exception into a KDR001 diagnostic with words, not token ids."""
     if isinstance(exc, UnexpectedCharacters):
         line = source.splitlines()[span.line - 1] if source.splitlines() else ""
-        char = line[span.column - 1] if 0 < span.column <= len(line) else source[exc.pos_in_stream]
+        pos = exc.pos_in_stream or 0
+        char = line[span.column - 1] if 0 < span.column <= len(line) else source[pos : pos + 1]
         if char == '"':
             return error(
                 "KDR001",
                 "unterminated string",
-                Span(line=span.line, column=span.column, end_line=span.line,
-                     end_column=len(line) + 1),
+                Span(
+                    line=span.line, column=span.column, end_line=span.line, end_column=len(line) + 1
+                ),
                 Note(kind="help", message='close the string with `"` on the same line'),
             )
         if char == "%":
@@ -234,6 +244,7 @@ def describe_syntax_error(
             )
         return error("KDR001", f"expected {_words(expected)}, found {found}", span)
     if isinstance(exc, UnexpectedEOF):
-        return error("KDR001", f"unexpected end of the recipe; expected {_words(set(exc.expected))}",
-                     span)
+        return error(
+            "KDR001", f"unexpected end of the recipe; expected {_words(set(exc.expected))}", span
+        )
     return error("KDR001", "syntax error", span)

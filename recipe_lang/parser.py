@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import cast
 
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 
 from recipe_lang import ast
-from recipe_lang.builder import build_ast, token_span
+from recipe_lang.builder import AstBuilder, build_ast, token_span
 from recipe_lang.diagnostics import Diagnostic, KdrError, Span, error, internal_error
 from recipe_lang.friendly import describe_syntax_error
 
@@ -33,8 +34,22 @@ _SYNC = re.compile(
     re.MULTILINE,
 )
 _STATEMENT_TOKENS = {
-    "RECIPE", "PARAM", "SET", "DATA", "MODEL", "THEN", "TRAIN", "FINETUNE", "DISTILL",
-    "SNAPSHOT", "PRUNE", "REPLACE", "QUANTIZE", "EVALUATE", "EXPORT", "REPEAT",
+    "RECIPE",
+    "PARAM",
+    "SET",
+    "DATA",
+    "MODEL",
+    "THEN",
+    "TRAIN",
+    "FINETUNE",
+    "DISTILL",
+    "SNAPSHOT",
+    "PRUNE",
+    "REPLACE",
+    "QUANTIZE",
+    "EVALUATE",
+    "EXPORT",
+    "REPEAT",
 }
 #: The most syntax errors reported from one file (later ones are usually echoes).
 MAX_SYNTAX_ERRORS = 20
@@ -49,7 +64,7 @@ def grammar() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
-        start=["start", "resume"],
+        start=["start", "resume", "param_value"],
     )
 
 
@@ -76,7 +91,26 @@ def _end_span(text: str) -> Span:
     return Span(line=line, column=col, end_line=line, end_column=col + 1)
 
 
+def _misread_keyword(exc: UnexpectedInput) -> Token | None:
+    """A statement keyword that the contextual lexer read as a NAME just before the error.
+
+    Where a keyword cannot follow, the contextual lexer reads it as a name: in
+    ``prune then evaluate`` the ``then`` becomes prune's subject and the parser only fails at
+    ``evaluate``. The real error is at ``then``, and parsing should resume there.
+    """
+    if not isinstance(exc, UnexpectedToken):
+        return None
+    stack = getattr(getattr(exc, "state", None), "value_stack", None)
+    top = stack[-1] if stack else None
+    if isinstance(top, Token) and top.type == "NAME" and top.upper() in _STATEMENT_TOKENS:
+        return top
+    return None
+
+
 def _error_span(exc: UnexpectedInput, text: str) -> Span:
+    misread = _misread_keyword(exc)
+    if misread is not None:
+        return token_span(misread)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         return _end_span(text)
     if isinstance(exc, UnexpectedToken) and exc.token.line is not None:
@@ -94,6 +128,9 @@ def _blank_until(text: str, offset: int) -> str:
 def _next_sync(text: str, exc: UnexpectedInput, after: int, floor: int) -> int | None:
     """Where to parse again: the failing token if it starts a statement, else the next line
     that does. Always past ``floor`` (the previous resume point), so recovery makes progress."""
+    misread = _misread_keyword(exc)
+    if misread is not None and misread.start_pos is not None and misread.start_pos > floor:
+        return misread.start_pos
     if isinstance(exc, UnexpectedToken) and exc.token.type in _STATEMENT_TOKENS and after > floor:
         return after
     line_end = text.find("\n", after)
@@ -165,6 +202,23 @@ def _collect_syntax_errors(source: str, first: UnexpectedInput) -> list[Diagnost
     return diagnostics
 
 
+def parse_value(text: str) -> ast.Value | None:
+    """Parse a lone value (``3``, ``50%``, ``"x"``, ``sgd(lr=0.1)``); None if it does not parse.
+
+    Used for ``--set NAME=VALUE``; spans point into ``text`` (line 1).
+    """
+    try:
+        tree = grammar().parse(text, start="param_value")
+        diagnostics: list[Diagnostic] = []
+        node = AstBuilder(diagnostics).transform(tree)
+    except (UnexpectedInput, VisitError):
+        return None
+    if diagnostics:
+        return None
+    value = node.children[0] if isinstance(node, Tree) else node
+    return cast(ast.Value, value)
+
+
 def parse_recipe(source: str, file: str = "<recipe>") -> ast.Recipe:
     """Parse or raise :class:`KdrError` with every diagnostic found."""
     result = parse(source, file)
@@ -180,10 +234,12 @@ def parse_file(path: str | Path) -> ParseResult:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return ParseResult(
-            None, [error("KDR001", f"cannot read recipe: {reason}").with_file(str(path))],
-            "", str(path),
+            None,
+            [error("KDR001", f"cannot read recipe: {reason}").with_file(str(path))],
+            "",
+            str(path),
         )
     return parse(source, str(path))
 
 
-__all__ = ["ParseResult", "UnexpectedCharacters", "grammar", "parse", "parse_file", "parse_recipe"]
+__all__ = ["ParseResult", "grammar", "parse", "parse_file", "parse_recipe", "parse_value"]

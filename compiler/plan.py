@@ -1,0 +1,223 @@
+"""The plan: a versioned, hashed JSON document of ordered passes, built as a networkx DAG.
+
+Each stage expands into passes (``quantize int8`` -> ``fuse.bn``, ``quant.prepare``,
+``quant.calibrate``, ``quant.convert``; ``prune ... with ... for N epochs`` -> the cut, then the
+recovery training). Edges are the real dependencies between passes under the runtime's
+in-place semantics: a pass that changes model M waits for the pass that produced M's current
+version and for every pass that reads that version (evaluate, export, snapshot, or a
+distillation that uses M as its teacher); a pass that reads a teacher waits for the teacher's
+current version. The execution order is the DAG's lexicographic topological order keyed by
+source position, so the same recipe always gives the same plan, byte for byte.
+
+    python -m compiler.plan --schema docs/plan.schema.json   # write the published JSON schema
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from compiler.program import Program, Step
+from recipe_lang.diagnostics import Span
+
+PLAN_VERSION = 1
+
+#: Ops that change their subject (everything else only reads it).
+_READ_ONLY = {"evaluate", "export", "snapshot"}
+
+
+class PlanSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sha256: str
+
+
+class PlanModel(BaseModel):
+    """A model: a constructor call, a factory, an ensemble, a snapshot, or a placeholder."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    constructor: str | None = None
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    weights_path: str | None = None
+    pretrained: bool = False
+    members: list[str] = Field(default_factory=list)
+    source: str | None = None
+    inline: bool = False
+
+
+class PlanPass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    op: str
+    subject: str
+    params: dict[str, Any]
+    depends_on: list[str]
+    #: Models this pass reads besides its subject (teachers).
+    reads: list[str] = Field(default_factory=list)
+    #: Index of the stage occurrence (after ``repeat`` unrolling) it comes from.
+    stage: int
+    span: Span | None = None
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kdr_plan_version: int = PLAN_VERSION
+    recipe: str
+    source: PlanSource
+    settings: dict[str, Any]
+    params: dict[str, Any]
+    #: The dataset call, or None when it is bound at run time (``--data``).
+    data: dict[str, Any] | None
+    models: dict[str, PlanModel]
+    #: Models left to bind at run time (``--student``).
+    placeholders: list[str] = Field(default_factory=list)
+    passes: list[PlanPass]
+    hash: str = ""
+
+    def canonical_json(self) -> str:
+        body = self.model_dump(mode="json", exclude={"hash"})
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.model_validate_json(text)
+
+
+def _training_op(training: dict[str, Any]) -> str:
+    return "distill" if training.get("distill") else "train"
+
+
+def expand(step: Step) -> list[tuple[str, dict[str, Any]]]:
+    """The (op, params) passes one step becomes, in order."""
+    p = step.params
+    if step.kind in ("train", "distill"):
+        assert step.training is not None
+        params = dict(step.training)
+        if step.kind == "train" and p.get("verb") == "finetune":
+            params["verb"] = "finetune"
+        return [(_training_op(step.training), params)]
+    if step.kind == "prune":
+        cut = {k: v for k, v in p.items() if v is not None or k in ("ratio",)}
+        out = [(f"prune.{p['granularity']}", {k: v for k, v in cut.items() if k != "granularity"})]
+        if step.training is not None:
+            out.append((_training_op(step.training), {**step.training, "recovery": True}))
+        return out
+    if step.kind == "replace":
+        return [(f"replace.{p['kind']}", {k: v for k, v in p.items() if k != "kind"})]
+    if step.kind == "quantize":
+        qcfg = {"precision": p["precision"], "mode": p["mode"], "granularity": p["granularity"]}
+        if p["mode"] == "static":
+            return [
+                ("fuse.bn", {}),
+                ("quant.prepare", qcfg),
+                ("quant.calibrate", {"batches": p["calibrate_batches"]}),
+                ("quant.convert", qcfg),
+            ]
+        if p["mode"] == "dynamic":
+            return [("quant.prepare", qcfg), ("quant.convert", qcfg)]
+        out = [("quant.prepare_qat", qcfg)]
+        if step.training is not None:
+            out.append((_training_op(step.training), {**step.training, "qat": True}))
+        return [*out, ("quant.convert", qcfg)]
+    return [(step.kind, dict(p))]
+
+
+def _members(program: Program, name: str) -> list[str]:
+    spec = program.models.get(name)
+    if spec is not None and spec.kind == "ensemble":
+        return list(spec.members)
+    return [name]
+
+
+def build_plan(program: Program) -> Plan:
+    expanded = [(step, op, params) for step in program.steps for op, params in expand(step)]
+    width = max(3, len(str(len(expanded))))
+    graph: nx.DiGraph = nx.DiGraph()
+    last_writer: dict[str, str] = {}
+    readers: dict[str, list[str]] = {}
+    passes: dict[str, PlanPass] = {}
+    for n, (step, op, params) in enumerate(expanded):
+        pid = f"{n:0{width}d}-{op}-{step.subject}"
+        deps: list[str] = []
+        subject = step.subject
+        if subject in last_writer:
+            deps.append(last_writer[subject])
+        reads: list[str] = []
+        teacher = (params.get("distill") or {}).get("teacher")
+        if teacher:
+            reads = _members(program, teacher)
+            deps += [last_writer[m] for m in reads if m in last_writer]
+        if op in _READ_ONLY:
+            readers.setdefault(subject, []).append(pid)
+        else:
+            deps += readers.get(subject, [])
+            readers[subject] = []
+            last_writer[subject] = pid
+        for m in reads:
+            readers.setdefault(m, []).append(pid)
+        if op == "snapshot":
+            last_writer[params["name"]] = pid
+        deps = sorted(set(deps), key=lambda d: graph.nodes[d]["index"])
+        graph.add_node(pid, index=n)
+        graph.add_edges_from((d, pid) for d in deps)
+        passes[pid] = PlanPass(
+            id=pid,
+            op=op,
+            subject=subject,
+            params=params,
+            depends_on=deps,
+            reads=reads,
+            stage=step.index,
+            span=step.span,
+        )
+    order = nx.lexicographical_topological_sort(graph, key=lambda node: graph.nodes[node]["index"])
+    models = {name: PlanModel(**spec.to_plan()) for name, spec in program.models.items()}
+    plan = Plan(
+        recipe=program.name,
+        source=PlanSource(
+            path=program.file, sha256=hashlib.sha256(program.source.encode()).hexdigest()
+        ),
+        settings=program.settings,
+        params=program.params,
+        data=program.data,
+        models=models,
+        placeholders=sorted(n for n, m in program.models.items() if m.kind == "placeholder"),
+        passes=[passes[pid] for pid in order],
+    )
+    plan.hash = plan.compute_hash()
+    return plan
+
+
+def dependency_graph(plan: Plan) -> nx.DiGraph:
+    """The plan's passes as a networkx DAG (edges from dependency to dependent)."""
+    g: nx.DiGraph = nx.DiGraph()
+    for p in plan.passes:
+        g.add_node(p.id, op=p.op, subject=p.subject)
+        g.add_edges_from((d, p.id) for d in p.depends_on)
+    return g
+
+
+def schema_json() -> str:
+    return json.dumps(Plan.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the docs test
+    if len(sys.argv) == 3 and sys.argv[1] == "--schema":
+        with open(sys.argv[2], "w", encoding="utf-8") as fh:
+            fh.write(schema_json())
+    else:
+        print("usage: python -m compiler.plan --schema OUT.json", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,89 @@
+"""Readable forms of a plan: a text table (``--format text``) and Graphviz (``--format dot``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from compiler.plan import Plan
+
+#: Parameters worth a column in the text table, per op prefix; the rest stay in the JSON.
+_KEY_PARAMS = (
+    "epochs",
+    "steps",
+    "ratio",
+    "budget",
+    "criterion",
+    "ranking",
+    "distill",
+    "mode",
+    "granularity",
+    "batches",
+    "groups",
+    "format",
+    "path",
+    "name",
+    "cutmix",
+    "mixup",
+    "label_smoothing",
+    "lr",
+    "include",
+    "exclude",
+)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and "teacher" in value:
+        return f"{value['teacher']} T={value['temperature']:g} a={value['alpha']:g}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _summary(params: dict[str, Any]) -> str:
+    parts = []
+    for key in _KEY_PARAMS:
+        value = params.get(key)
+        if value in (None, [], 0.0) and key not in ("ratio",):
+            continue
+        if value is None:
+            continue
+        parts.append(f"{key}={_short(value)}")
+    return " ".join(parts)
+
+
+def plan_to_text(plan: Plan) -> str:
+    rows = [("id", "op", "subject", "parameters", "line")]
+    for p in plan.passes:
+        line = str(p.span.line) if p.span else ""
+        rows.append((p.id, p.op, p.subject, _summary(p.params), line))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"plan {plan.recipe} ({plan.source.path}) hash {plan.hash[:12]}"]
+    for r in rows:
+        cells = [r[i].ljust(widths[i]) for i in range(4)]
+        lines.append("  ".join([*cells, r[4]]).rstrip())
+    if plan.placeholders or plan.data is None:
+        unbound = [*plan.placeholders, *(["data"] if plan.data is None else [])]
+        lines.append("bound at run time: " + ", ".join(unbound))
+    return "\n".join(lines) + "\n"
+
+
+def plan_to_dot(plan: Plan) -> str:
+    lines = [
+        f'digraph "{plan.recipe}" {{',
+        "  rankdir=TB;",
+        '  node [shape=box, fontname="monospace"];',
+    ]
+    for p in plan.passes:
+        label = f"{p.op}\\n{p.subject}"
+        summary = _summary(p.params)
+        if summary:
+            label += "\\n" + summary.replace('"', "'")
+        lines.append(f'  "{p.id}" [label="{label}"];')
+    for p in plan.passes:
+        for d in p.depends_on:
+            lines.append(f'  "{d}" -> "{p.id}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,29 @@
+"""KDR205: a model distills from itself (or from an ensemble that contains it)."""
+
+from __future__ import annotations
+
+from compiler.program import Program
+from recipe_lang.diagnostics import Diagnostic, Note, error
+
+
+def check(program: Program) -> list[Diagnostic]:
+    out = []
+    for step in program.steps:
+        if step.teacher is None:
+            continue
+        spec = program.models.get(step.teacher.name)
+        members = spec.members if spec is not None and spec.kind == "ensemble" else []
+        if step.teacher.name == step.subject or step.subject in members:
+            out.append(
+                error(
+                    "KDR205",
+                    f"`{step.subject}` distills from itself",
+                    step.teacher.span,
+                    Note(
+                        kind="help",
+                        message=f"freeze a copy first: `snapshot {step.subject} as "
+                        f"dense`, then distill from `dense`",
+                    ),
+                )
+            )
+    return out

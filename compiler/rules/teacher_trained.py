@@ -1,0 +1,32 @@
+"""KDR204: a teacher that holds no trained weights when it is used."""
+
+from __future__ import annotations
+
+from compiler.program import Program
+from compiler.state import walk
+from recipe_lang.diagnostics import Diagnostic, Note, error
+
+
+def check(program: Program) -> list[Diagnostic]:
+    out = []
+    for step, states in walk(program):
+        if step.teacher is None or step.teacher.name == step.subject:
+            continue
+        missing = states.untrained_members(step.teacher.name)
+        if not missing:
+            continue
+        who = ", ".join(f"`{m}`" for m in missing)
+        out.append(
+            error(
+                "KDR204",
+                f"teacher `{step.teacher.name}` holds no trained weights here"
+                + (f" (untrained: {who})" if missing != [step.teacher.name] else ""),
+                step.teacher.span,
+                Note(
+                    kind="help",
+                    message=f"train {who} earlier in the pipeline, load weights "
+                    'with `from "path"`, or pass `weights=...`',
+                ),
+            )
+        )
+    return out

@@ -1,0 +1,5 @@
+import sys
+
+from kdr.cli import main
+
+sys.exit(main())
