@@ -217,7 +217,8 @@ def render(diagnostic: Diagnostic, source: str | None = None) -> str:
     d = diagnostic
     where = f"{d.file}:{d.span.line}:{d.span.column}" if d.span else d.file
     out = [f"{where}: {d.severity}[{d.code}]: {d.message}"]
-    lines = source.splitlines() if source is not None else []
+    # Lark counts lines by "\n" only; splitlines() would also break on "\r", "\u2028"...
+    lines = source.split("\n") if source is not None else []
     if d.span and lines:
         out.extend(_source_excerpt(d.span, lines))
     for n in d.notes:

@@ -158,13 +158,10 @@ def parse(source: str, file: str = "<recipe>") -> ParseResult:
 
 
 def _parse(source: str, file: str) -> ParseResult:
-    comments: list[Token] = []
     diagnostics: list[Diagnostic] = []
     parser = grammar()
     try:
         tree = parser.parse(source, start="start", on_error=None)
-        # Comments are collected by re-lexing: the parser's lexer callbacks are shared state.
-        comments = [t for t in parser.lex(source, dont_ignore=True) if t.type == "COMMENT"]
     except UnexpectedInput as exc:
         diagnostics.extend(_collect_syntax_errors(source, exc))
         return ParseResult(None, [d.with_file(file) for d in diagnostics], source, file)
@@ -172,12 +169,27 @@ def _parse(source: str, file: str) -> ParseResult:
         recipe = build_ast(tree, diagnostics)
     except VisitError as exc:  # unwrap so our own errors reach the user unchanged
         raise exc.orig_exc from None
-    recipe = recipe.model_copy(
-        update={
-            "comments": [ast.Comment(span=token_span(t), text=str(t).rstrip()) for t in comments]
-        }
-    )
+    recipe = recipe.model_copy(update={"comments": _comments(source)})
     return ParseResult(recipe, [d.with_file(file) for d in diagnostics], source, file)
+
+
+#: Strings and comments, scanned left to right so that a `#` inside a string is no comment.
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def _comments(source: str) -> list[ast.Comment]:
+    """The comments of a source that parsed. Not by re-lexing with lark's root lexer: without
+    the parser's context it reads ``1.`` as the pattern ``1`` and fails on the ``.``."""
+    out = []
+    for m in _STRING_OR_COMMENT.finditer(source):
+        if not m.group().startswith("#"):
+            continue
+        line = source.count("\n", 0, m.start()) + 1
+        column = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
+        text = m.group().rstrip()
+        span = Span(line=line, column=column, end_line=line, end_column=column + len(m.group()))
+        out.append(ast.Comment(span=span, text=text))
+    return out
 
 
 def _collect_syntax_errors(source: str, first: UnexpectedInput) -> list[Diagnostic]:

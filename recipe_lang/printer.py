@@ -15,6 +15,7 @@ then evaluate
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from recipe_lang import ast
@@ -161,15 +162,20 @@ def decl_line(d: ast.Decl) -> str:
 
 
 class _Writer:
-    """Emits lines and places comments by source line."""
+    """Emits lines and places comments by source line.
+
+    Statements are emitted in source order, so the comments still pending are always taken
+    from the front: printing stays linear in the size of the recipe.
+    """
 
     def __init__(self, comments: Sequence[ast.Comment]):
-        self.pending = sorted(comments, key=lambda c: (c.span.line, c.span.column))
+        self.pending = deque(sorted(comments, key=lambda c: (c.span.line, c.span.column)))
         self.lines: list[str] = []
 
     def _take(self, before_line: int) -> list[ast.Comment]:
-        taken = [c for c in self.pending if c.span.line < before_line]
-        self.pending = [c for c in self.pending if c.span.line >= before_line]
+        taken = []
+        while self.pending and self.pending[0].span.line < before_line:
+            taken.append(self.pending.popleft())
         return taken
 
     def leading(self, node: ast.Node, indent: str) -> None:
@@ -177,9 +183,10 @@ class _Writer:
             self.lines.append(indent + c.text)
 
     def emit(self, text: str, first_line: int, last_line: int) -> None:
-        """``text`` for source lines ``first_line..last_line``, with their trailing comments."""
-        trailing = [c for c in self.pending if first_line <= c.span.line <= last_line]
-        self.pending = [c for c in self.pending if c not in trailing]
+        """``text`` for source lines ``first_line..last_line``, with their trailing comments.
+
+        Comments above ``first_line`` were placed by :meth:`leading` just before."""
+        trailing = self._take(last_line + 1)
         self.lines.append(" ".join([text, *(c.text for c in trailing)]))
 
     def blank(self) -> None:
@@ -188,7 +195,7 @@ class _Writer:
 
     def rest(self, indent: str = "") -> None:
         self.lines.extend(indent + c.text for c in self.pending)
-        self.pending = []
+        self.pending.clear()
 
 
 def _stages(w: _Writer, stages: Sequence[ast.Stage], indent: str) -> None:
