@@ -105,8 +105,10 @@ def collect(
     for d in recipe.decls:
         if isinstance(d, ast.ParamDecl) and first_time("param", d.name.value, d.name.span):
             decls.params[d.name.value] = (d.value, d.name.span)
+    declared = dict(decls.params)
     decls.params = parse_overrides(overrides, decls.params, report)
     values = Values(decls.params, report)
+    values.overridden = {n for n, v in decls.params.items() if v is not declared[n]}
     # A param's value must be a value, not another param (no chains, no cycles).
     for name, (value, _) in list(decls.params.items()):
         if isinstance(value, ast.Ref):

@@ -18,6 +18,7 @@ from typing import Any
 
 from recipe_lang import ast
 from recipe_lang.diagnostics import Diagnostic, Note, Span, error
+from recipe_lang.printer import value as value_text
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> Note | None:
@@ -96,6 +97,8 @@ class Values:
         self.report = report
         #: Params that were referenced at least once.
         self.used: set[str] = set()
+        #: Params whose value comes from ``--set``.
+        self.overridden: set[str] = set()
 
     # ---- references ------------------------------------------------------------------------
     def resolve(self, v: ast.Value) -> tuple[ast.Value | None, Note | None]:
@@ -109,6 +112,9 @@ class Values:
             return None, None
         self.used.add(v.name)
         value, decl = self.params[v.name]
+        if v.name in self.overridden:
+            message = f"`${v.name}` is declared here; `--set` gives it `{value_text(value)}`"
+            return value, Note(message=message, span=decl)
         return value, Note(message=f"`${v.name}` is declared here", span=decl)
 
     def literal(self, v: ast.Value) -> Any:

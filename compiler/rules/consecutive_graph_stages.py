@@ -1,24 +1,40 @@
-"""KDR303: two graph stages of the same kind in a row with no training between them."""
+"""KDR303: two graph stages of the same kind in a row with no training between them.
+
+Two prunes merge into one larger prune; two replaces merge only when they swap in the same
+block (one stage with both scopes): replaces with different blocks cannot be one stage.
+"""
 
 from __future__ import annotations
 
-from compiler.program import Program
+from compiler.program import Program, Step
 from compiler.state import walk
 from recipe_lang.diagnostics import Diagnostic, Note, warning
 
 
+def _kind(step: Step) -> str:
+    if step.kind == "replace":
+        return f"replace:{step.params.get('kind')}"
+    return step.kind
+
+
 def check(program: Program) -> list[Diagnostic]:
     out = []
+    previous: dict[str, str] = {}
     for step, states in walk(program):
         last = states.get(step.subject).last_untrained_graph
-        if step.kind in ("prune", "replace") and last is not None and last[0] == step.kind:
-            out.append(
-                warning(
-                    "KDR303",
-                    f"two `{step.kind}` stages on `{step.subject}` with no training between them",
-                    step.span,
-                    Note(message=f"the previous `{step.kind}` is here", span=last[1]),
-                    Note(kind="help", message="merge them into one stage, or train between them"),
+        if step.kind in ("prune", "replace"):
+            if last is not None and previous.get(step.subject) == _kind(step):
+                out.append(
+                    warning(
+                        "KDR303",
+                        f"two `{step.kind}` stages on `{step.subject}` with no training "
+                        "between them",
+                        step.span,
+                        Note(message=f"the previous `{step.kind}` is here", span=last[1]),
+                        Note(
+                            kind="help", message="merge them into one stage, or train between them"
+                        ),
+                    )
                 )
-            )
+            previous[step.subject] = _kind(step)
     return out

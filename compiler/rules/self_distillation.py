@@ -17,7 +17,12 @@ def check(program: Program) -> list[Diagnostic]:
             out.append(
                 error(
                     "KDR205",
-                    f"`{step.subject}` distills from itself",
+                    f"`{step.subject}` distills from itself"
+                    + (
+                        f": ensemble `{step.teacher.name}` contains it"
+                        if step.teacher.name != step.subject
+                        else ""
+                    ),
                     step.teacher.span,
                     Note(
                         kind="help",
