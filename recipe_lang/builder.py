@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Tree
 from lark.tree import Meta
 
 from recipe_lang import ast
@@ -79,12 +79,29 @@ def token_span(tok: Token) -> Span:
     )
 
 
-def meta_span(meta: Meta) -> Span:
-    if getattr(meta, "empty", True):
+def span_of(*items: Any) -> Span:
+    """The span from the first to the last token or node among ``items`` (nested in lists and
+    tuples; strings and None are skipped)."""
+    first: Span | None = None
+    last: Span | None = None
+    stack = list(reversed(items))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Token):
+            span = token_span(item)
+        elif isinstance(item, ast.Node):
+            span = item.span
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+            continue
+        else:
+            continue
+        if first is None:
+            first = span
+        last = span
+    if first is None or last is None:
         return Span(line=1, column=1, end_line=1, end_column=1)
-    return Span(
-        line=meta.line, column=meta.column, end_line=meta.end_line, end_column=meta.end_column
-    )
+    return Span.cover(first, last)
 
 
 def decode_string(tok: Token) -> str:
@@ -104,11 +121,28 @@ def _sorted_options(options: list[ast.Option]) -> list[ast.Option]:
     return sorted(options, key=lambda o: OPTION_ORDER.get(o.name.value, len(OPTION_ORDER)))
 
 
-@v_args(meta=True)
-class AstBuilder(Transformer[Token, ast.Recipe]):
+class AstBuilder:
+    """Turns a Lark tree into AST nodes, bottom-up: ``rule(meta, children)`` per tree node.
+
+    A plain walker rather than ``lark.Transformer`` with ``v_args(meta=True)``: lark wraps every
+    callback call, which made building the AST cost more than parsing (see bench/compile.py).
+    """
+
     def __init__(self, diagnostics: list[Diagnostic]):
-        super().__init__()
         self.diagnostics = diagnostics
+        self._methods: dict[str, Any] = {}
+
+    def transform(self, tree: Tree[Token]) -> Any:
+        """Build the node for ``tree`` (a subtree with no method stays a ``Tree``)."""
+        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
+        name = str(tree.data)
+        method = self._methods.get(name)
+        if method is None:
+            method = getattr(self, name, None) if not name.startswith("_") else None
+            self._methods[name] = method or False
+        if not method:
+            return Tree(tree.data, children, tree.meta)
+        return method(tree.meta, children)
 
     # ---- helpers ---------------------------------------------------------------------------
     def _ident(self, tok: Token, *, declared: str | None = None) -> ast.Ident:
@@ -166,21 +200,21 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
     def name(self, meta: Meta, c: list[Token]) -> ast.Name:
         return ast.Name(span=token_span(c[0]), value=str(c[0]))
 
-    def callee_name(self, meta: Meta, c: list[Token]) -> tuple[str, bool]:
-        return (str(c[0]), False)
+    def callee_name(self, meta: Meta, c: list[Token]) -> tuple[str, bool, Token]:
+        return (str(c[0]), False, c[0])
 
-    def callee_factory(self, meta: Meta, c: list[Token]) -> tuple[str, bool]:
-        return (decode_string(c[0]), True)
+    def callee_factory(self, meta: Meta, c: list[Token]) -> tuple[str, bool, Token]:
+        return (decode_string(c[0]), True, c[0])
 
     def positional_arg(self, meta: Meta, c: list[Any]) -> Any:
         return c[0]
 
     def keyword_arg(self, meta: Meta, c: list[Any]) -> ast.KeywordArg:
-        return ast.KeywordArg(span=meta_span(meta), name=str(c[0]), value=c[1])
+        return ast.KeywordArg(span=span_of(c), name=str(c[0]), value=c[1])
 
     def call(self, meta: Meta, c: list[Any]) -> ast.Call:
-        callee, factory = c[0]
-        args = [a for a in c[1:] if a is not None]
+        callee, factory, _ = c[0]
+        args = [a for a in c[1:-1] if a is not None]
         positional = [a for a in args if not isinstance(a, ast.KeywordArg)]
         keywords = [a for a in args if isinstance(a, ast.KeywordArg)]
         if keywords and positional and args.index(keywords[0]) < args.index(positional[-1]):
@@ -195,29 +229,31 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
                 self._complain(f"argument `{k.name}` is given twice", k.span)
             seen.add(k.name)
         return ast.Call(
-            span=meta_span(meta), callee=callee, factory=factory, args=positional, kwargs=keywords
+            span=span_of(c[0][2], c[-1]),
+            callee=callee,
+            factory=factory,
+            args=positional,
+            kwargs=keywords,
         )
 
     # ---- declarations ----------------------------------------------------------------------
     def recipe_decl(self, meta: Meta, c: list[Token]) -> ast.RecipeDecl:
-        name = ast.String(span=token_span(c[0]), value=decode_string(c[0]))
-        return ast.RecipeDecl(span=meta_span(meta), name=name)
+        name = ast.String(span=token_span(c[1]), value=decode_string(c[1]))
+        return ast.RecipeDecl(span=span_of(c), name=name)
 
     def param_decl(self, meta: Meta, c: list[Any]) -> ast.ParamDecl:
-        return ast.ParamDecl(
-            span=meta_span(meta), name=self._ident(c[0], declared="param"), value=c[1]
-        )
+        return ast.ParamDecl(span=span_of(c), name=self._ident(c[1], declared="param"), value=c[2])
 
     def set_decl(self, meta: Meta, c: list[Any]) -> ast.SetDecl:
-        return ast.SetDecl(span=meta_span(meta), key=self._ident(c[0]), value=c[1])
+        return ast.SetDecl(span=span_of(c), key=self._ident(c[1]), value=c[2])
 
     def data_decl(self, meta: Meta, c: list[Any]) -> ast.DataDecl:
-        name = self._ident(c[0], declared="data") if c[0] is not None else None
-        return ast.DataDecl(span=meta_span(meta), name=name, call=c[1])
+        name = self._ident(c[1], declared="data") if c[1] is not None else None
+        return ast.DataDecl(span=span_of(c), name=name, call=c[2])
 
     def model_decl(self, meta: Meta, c: list[Any]) -> ast.ModelDecl:
         return ast.ModelDecl(
-            span=meta_span(meta), name=self._ident(c[0], declared="model"), call=c[1], weights=c[2]
+            span=span_of(c), name=self._ident(c[1], declared="model"), call=c[2], weights=c[3]
         )
 
     def from_path(self, meta: Meta, c: list[Token]) -> ast.String:
@@ -225,10 +261,10 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
 
     # ---- stage parts -----------------------------------------------------------------------
     def duration(self, meta: Meta, c: list[Any]) -> ast.Duration:
-        return ast.Duration(span=meta_span(meta), count=c[0], unit=self._ident(c[1]))
+        return ast.Duration(span=span_of(c), count=c[1], unit=self._ident(c[2]))
 
     def stage_option(self, meta: Meta, c: list[Any]) -> ast.Option:
-        return ast.Option(span=meta_span(meta), name=self._ident(c[0]), value=c[1])
+        return ast.Option(span=span_of(c), name=self._ident(c[0]), value=c[1])
 
     def teacher_name(self, meta: Meta, c: list[Token]) -> ast.TeacherName:
         teacher = ast.TeacherName(span=token_span(c[0]), name=str(c[0]))
@@ -241,12 +277,10 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return teacher
 
     def distill_mod(self, meta: Meta, c: list[Any]) -> ast.DistillModifier:
-        return ast.DistillModifier(
-            span=meta_span(meta), teacher=c[0], options=_sorted_options(c[1:])
-        )
+        return ast.DistillModifier(span=span_of(c), teacher=c[1], options=_sorted_options(c[2:]))
 
     def value_mod(self, meta: Meta, c: list[Any]) -> ast.ValueModifier:
-        return ast.ValueModifier(span=meta_span(meta), name=self._ident(c[0]), value=c[1])
+        return ast.ValueModifier(span=span_of(c), name=self._ident(c[0]), value=c[1])
 
     def train_mods(self, meta: Meta, c: list[Any]) -> tuple[list[Any], None]:
         return (list(c), None)
@@ -255,7 +289,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return (list(c[:-1]), c[-1])
 
     def budget(self, meta: Meta, c: list[Any]) -> ast.Budget:
-        return ast.Budget(span=meta_span(meta), value=c[0], unit=self._ident(c[1]))
+        return ast.Budget(span=span_of(c), value=c[1], unit=self._ident(c[2]))
 
     def prune_word(self, meta: Meta, c: list[Token]) -> Token:
         return c[0]
@@ -279,14 +313,14 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         return self._ident(c[0])
 
     def calibrate(self, meta: Meta, c: list[Any]) -> ast.Calibrate:
-        unit = self._ident(c[1]) if c[1] is not None else None
-        return ast.Calibrate(span=meta_span(meta), count=c[0], unit=unit)
+        unit = self._ident(c[2]) if c[2] is not None else None
+        return ast.Calibrate(span=span_of(c), count=c[1], unit=unit)
 
     # ---- stages ----------------------------------------------------------------------------
     def train(self, meta: Meta, c: list[Any]) -> ast.TrainStage:
         verb, subject, duration, mods = c
         return ast.TrainStage(
-            span=meta_span(meta),
+            span=span_of(c),
             verb=str(verb),
             subject=self._subject(subject),
             duration=duration,
@@ -294,12 +328,12 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         )
 
     def distill(self, meta: Meta, c: list[Any]) -> ast.DistillStage:
-        subject, teacher, *rest = c
+        _, subject, teacher, *rest = c
         options = [x for x in rest if isinstance(x, ast.Option)]
         duration = next((x for x in rest if isinstance(x, ast.Duration)), None)
         mods = next((x for x in rest if isinstance(x, tuple)), None)
         return ast.DistillStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=self._subject(subject),
             teacher=teacher,
             options=_sorted_options(options),
@@ -308,15 +342,15 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         )
 
     def snapshot(self, meta: Meta, c: list[Any]) -> ast.SnapshotStage:
-        subject, name = c
+        _, subject, name = c
         return ast.SnapshotStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=self._subject(subject),
             name=self._ident(name, declared="snapshot"),
         )
 
     def prune(self, meta: Meta, c: list[Any]) -> ast.PruneStage:
-        subject, amount, *rest = c
+        _, subject, amount, *rest = c
         fields: dict[str, Any] = {"words": [], "include": [], "exclude": []}
         for item in rest:
             if isinstance(item, Token):
@@ -342,16 +376,16 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         else:
             fields["amount"] = amount
         return ast.PruneStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=self._subject(subject),
             **fields,
         )
 
     def replace(self, meta: Meta, c: list[Any]) -> ast.ReplaceStage:
-        first, second, scope_in, scope_except, replacement = c
+        _, first, second, scope_in, scope_except, replacement = c
         subject, target = (first, second) if second is not None else (None, first)
         return ast.ReplaceStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=self._subject(subject),
             target=self._ident(target),
             include=scope_in[1] if scope_in else [],
@@ -360,12 +394,12 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         )
 
     def quantize(self, meta: Meta, c: list[Any]) -> ast.QuantizeStage:
-        names = [self._ident(t) for t in c if isinstance(t, Token)]
+        names = [self._ident(t) for t in c[1:] if isinstance(t, Token)]
         calibrate = next((x for x in c if isinstance(x, ast.Calibrate)), None)
         recovery = next((x for x in c if isinstance(x, tuple)), None)
         subject = None
         if not _PRECISION.match(names[0].value) and len(names) > 1:
-            subject, names = self._subject(c[0]), names[1:]
+            subject, names = self._subject(c[1]), names[1:]
         elif not _PRECISION.match(names[0].value):
             self._complain(
                 f"expected a precision like `int8` after `quantize {names[0].value}`",
@@ -375,7 +409,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
             subject = names[0]
             names = [ast.Ident(span=names[0].span, value="int8")]
         return ast.QuantizeStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=subject,
             precision=names[0],
             words=_sorted_words(names[1:]),
@@ -385,21 +419,20 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
         )
 
     def evaluate(self, meta: Meta, c: list[Any]) -> ast.EvaluateStage:
-        subject = c[0] if c else None
-        return ast.EvaluateStage(span=meta_span(meta), subject=self._subject(subject))
+        return ast.EvaluateStage(span=span_of(c), subject=self._subject(c[1]))
 
     def export(self, meta: Meta, c: list[Any]) -> ast.ExportStage:
-        first, second, path = c
+        _, first, second, path = c
         subject, fmt = (first, second) if second is not None else (None, first)
         return ast.ExportStage(
-            span=meta_span(meta),
+            span=span_of(c),
             subject=self._subject(subject),
             format=self._ident(fmt),
             path=ast.String(span=token_span(path), value=decode_string(path)),
         )
 
     def repeat(self, meta: Meta, c: list[Any]) -> ast.RepeatStage:
-        return ast.RepeatStage(span=meta_span(meta), count=c[0], stages=c[1])
+        return ast.RepeatStage(span=span_of(c), count=c[1], stages=c[2])
 
     def pipeline(self, meta: Meta, c: list[Any]) -> list[Any]:
         return list(c)
@@ -407,7 +440,7 @@ class AstBuilder(Transformer[Token, ast.Recipe]):
     def start(self, meta: Meta, c: list[Any]) -> ast.Recipe:
         decls = [x for x in c if not isinstance(x, list)]
         stages = next((x for x in c if isinstance(x, list)), [])
-        return ast.Recipe(span=meta_span(meta), decls=decls, stages=stages)
+        return ast.Recipe(span=span_of(c), decls=decls, stages=stages)
 
 
 def build_ast(tree: Tree[Token], diagnostics: list[Diagnostic]) -> ast.Recipe:

@@ -13,6 +13,7 @@ their own (see :mod:`recipe_lang.friendly`).
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -62,7 +63,7 @@ def grammar() -> Lark:
         rel_to=__file__,
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
+        propagate_positions=False,
         maybe_placeholders=True,
         start=["start", "resume", "param_value"],
     )
@@ -149,12 +150,22 @@ def _error_offset(exc: UnexpectedInput, text: str) -> int:
 
 def parse(source: str, file: str = "<recipe>") -> ParseResult:
     """Parse ``source``; never raises for bad input, every problem is a diagnostic."""
+    # A parse allocates many small objects and frees none of them: the cyclic collector's
+    # passes over them only cost time (superlinear in recipe size), so it pauses meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return _parse(source, file)
     except KdrError as exc:
         return ParseResult(None, [d.with_file(file) for d in exc.diagnostics], source, file)
+    except RecursionError:  # the input nests deeper than the AST builder's stack: its fault
+        deep = error("KDR102", "the recipe nests too deeply").with_file(file)
+        return ParseResult(None, [deep], source, file)
     except Exception as exc:  # a bug in kdr, not in the recipe
         return ParseResult(None, [internal_error(exc, file)], source, file)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _parse(source: str, file: str) -> ParseResult:
