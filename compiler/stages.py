@@ -24,8 +24,9 @@ DEFAULT_DISTILL_EPOCHS = 3
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
 DEFAULT_CALIBRATION_BATCHES = 32
-#: The most steps a recipe may unroll to (a guard against `repeat 1000000 { ... }`).
-MAX_STEPS = 100_000
+#: The most stage occurrences a recipe may unroll to. ``repeat`` sizes are computed before
+#: anything is unrolled, so `repeat 1000000 { ... }` is refused at once, not after the work.
+MAX_STEPS = 20_000
 
 PRUNE_WORDS = {
     "channels": "granularity",
@@ -93,15 +94,30 @@ class StageLowering:
             elif isinstance(s, ast.RepeatStage):
                 self._collect_snapshots(s.stages)
 
+    def _unrolled_size(self, stages: list[ast.Stage]) -> int:
+        """How many stage occurrences ``stages`` unroll to (counts that fail checks count 1)."""
+        total = 0
+        for s in stages:
+            if isinstance(s, ast.RepeatStage):
+                value, _ = self.values.resolve(s.count)
+                n = int(value.value) if isinstance(value, ast.Number) else 1
+                total += max(n, 1) * self._unrolled_size(s.stages)
+            else:
+                total += 1
+            if total > MAX_STEPS:
+                return total
+        return total
+
     def _lower_block(self, stages: list[ast.Stage], iteration: tuple[int, ...]) -> None:
         for s in stages:
-            if len(self.steps) >= MAX_STEPS:
-                self.report(
-                    error("KDR102", f"the pipeline unrolls to more than {MAX_STEPS} stages", s.span)
-                )
-                return
             if isinstance(s, ast.RepeatStage):
                 n = self.values.count(s.count, "`repeat` count")
+                size = (n or 1) * self._unrolled_size(s.stages)
+                if len(self.steps) + size > MAX_STEPS:
+                    self.report(error(
+                        "KDR102", f"the pipeline would unroll to more than {MAX_STEPS:,} stages",
+                        s.span, Note(kind="help", message="lower the `repeat` count")))
+                    return
                 for i in range(n or 1):
                     self._lower_block(s.stages, (*iteration, i))
             else:

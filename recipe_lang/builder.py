@@ -7,6 +7,7 @@ The grammar is deliberately permissive where a precise message helps more than a
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -180,15 +181,23 @@ class AstBuilder:
         self.diagnostics.append(error("KDR001", message, span, *notes))
 
     # ---- values ----------------------------------------------------------------------------
+    def _finite(self, tok: Token, value: float) -> float:
+        """``1e309`` reads as infinity, which no setting accepts and JSON cannot hold."""
+        if not math.isfinite(value):
+            self.diagnostics.append(error("KDR102", f"`{tok}` is too large", token_span(tok)))
+        return value
+
     def number(self, meta: Meta, c: list[Token]) -> ast.Number:
-        return ast.Number(span=token_span(c[0]), value=float(c[0]), text=str(c[0]))
+        value = self._finite(c[0], float(c[0]))
+        return ast.Number(span=token_span(c[0]), value=value, text=str(c[0]))
 
     def percent(self, meta: Meta, c: list[Token]) -> ast.Percent:
-        return ast.Percent(span=token_span(c[0]), value=float(c[0][:-1]), text=str(c[0]))
+        value = self._finite(c[0], float(c[0][:-1]))
+        return ast.Percent(span=token_span(c[0]), value=value, text=str(c[0]))
 
     def size(self, meta: Meta, c: list[Token]) -> ast.Size:
         text = str(c[0])
-        value = float(text[:-1]) * _SIZE_SUFFIX[text[-1].lower()]
+        value = self._finite(c[0], float(text[:-1]) * _SIZE_SUFFIX[text[-1].lower()])
         return ast.Size(span=token_span(c[0]), value=value, text=text)
 
     def ref(self, meta: Meta, c: list[Token]) -> ast.Ref:

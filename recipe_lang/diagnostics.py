@@ -15,6 +15,7 @@ stop, it raises :class:`KdrError`, the one root error class, which carries its d
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -209,12 +210,16 @@ def _source_excerpt(span: Span, lines: list[str]) -> list[str]:
     return [f" {gutter} | {text}", f" {pad} | {' ' * (start - 1)}{marker}"]
 
 
+#: Terminal colour codes that messages quoted from other libraries may carry.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def render(diagnostic: Diagnostic, source: str | None = None) -> str:
     """Render one diagnostic as text: the fixed first line, the source line, notes.
 
     The first line is ``FILE:LINE:COL: SEVERITY[CODE]: MESSAGE`` (``FILE: ...`` without a span).
     """
-    d = diagnostic
+    d = diagnostic.model_copy(update={"message": _ANSI.sub("", diagnostic.message)})
     where = f"{d.file}:{d.span.line}:{d.span.column}" if d.span else d.file
     out = [f"{where}: {d.severity}[{d.code}]: {d.message}"]
     # Lark counts lines by "\n" only; splitlines() would also break on "\r", "\u2028"...
