@@ -1,0 +1,108 @@
+"""Trace a model with torch.fx, turning failures into a KDR500 that names module and operation.
+
+Every structural pass starts from an fx graph. When ``symbolic_trace`` fails (data-dependent
+control flow, ``len()`` of a proxy, a non-traceable builtin...), a bare fx traceback would tell a
+recipe author nothing. We walk the exception's traceback to the innermost frame whose ``self``
+is a submodule of the model: that is the module whose ``forward`` could not be traced, and its
+source line is the operation. Scoping that module out (``except <path>``) makes it an opaque
+leaf, which is always traceable.
+
+>>> import torch
+>>> gm = trace(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+>>> [n.op for n in gm.graph.nodes]
+['placeholder', 'call_module', 'call_module', 'output']
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from types import TracebackType
+
+import torch
+from torch import fx, nn
+
+from recipe_lang.diagnostics import KdrError, Note, error
+
+from .scopes import matches
+
+
+class KdrTracer(fx.Tracer):
+    """fx's default tracer, plus user leaves given as qualified-name globs."""
+
+    def __init__(self, leaf_modules: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.leaf_globs = tuple(leaf_modules)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if (
+            module_qualified_name
+            and self.leaf_globs
+            and matches(module_qualified_name, self.leaf_globs)
+        ):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: nn.Module, leaf_modules: Iterable[str] = ()) -> fx.GraphModule:
+    """Symbolically trace ``model``; modules matching ``leaf_modules`` globs stay opaque.
+
+    A ``GraphModule`` is returned as is (it already is a graph). Raises ``KdrError`` KDR500.
+    """
+    if isinstance(model, fx.GraphModule):
+        return model
+    tracer = KdrTracer(leaf_modules)
+    try:
+        graph = tracer.trace(model)
+    except KdrError:
+        raise
+    except Exception as exc:
+        raise trace_error(model, exc) from exc
+    name = type(model).__name__
+    return fx.GraphModule(tracer.root, graph, name)
+
+
+def _failing_module(model: nn.Module, tb: TracebackType | None) -> tuple[str, str]:
+    """(qualified name, source line) of the innermost model module on the traceback."""
+    names = {id(m): n for n, m in model.named_modules()}
+    found, line = "", ""
+    frames = traceback.walk_tb(tb)
+    summary = traceback.extract_tb(tb)
+    for (frame, _), entry in zip(frames, summary, strict=False):
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, nn.Module) and id(owner) in names:
+            found = names[id(owner)]
+            line = f"`{(entry.line or '').strip()}` ({entry.filename}:{entry.lineno})"
+    return found, line
+
+
+def trace_error(model: nn.Module, exc: BaseException) -> KdrError:
+    """KDR500 naming the module path and the operation torch.fx could not trace."""
+    path, line = _failing_module(model, exc.__traceback__)
+    kind = type(model.get_submodule(path)).__name__ if path else type(model).__name__
+    where = f"module `{path}` ({kind})" if path else f"the top-level module ({kind})"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    op = f" at {line}" if line else ""
+    help_text = (
+        f"scope it out with `except {path}`: kdr then treats it as an opaque leaf and leaves "
+        "its channels alone"
+        if path
+        else "the model's own forward is not traceable; wrap the untraceable part in a "
+        "submodule so it can be scoped out with `except <path>`"
+    )
+    return KdrError(
+        error(
+            "KDR500",
+            f"torch.fx cannot trace {where}{op}: {type(exc).__name__}: {reason}",
+            None,
+            Note(kind="help", message=help_text),
+        )
+    )
+
+
+def example_batch(x: torch.Tensor, min_batch: int = 2) -> torch.Tensor:
+    """Repeat a batch to ``min_batch`` rows: train-mode BatchNorm rejects a batch of one."""
+    if x.shape[0] >= min_batch:
+        return x
+    reps = (min_batch + x.shape[0] - 1) // x.shape[0]
+    return x.repeat(reps, *([1] * (x.dim() - 1)))[:min_batch]
