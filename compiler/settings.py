@@ -13,7 +13,7 @@ from recipe_lang.diagnostics import Diagnostic, error
 DEFAULT_SETTINGS: dict[str, Any] = {
     "seed": 0,
     "device": "auto",
-    "optimizer": {"name": "adamw", "lr": 0.002, "weight_decay": 0.0005},
+    "optimizer": {"name": "adamw", "lr": 0.005, "weight_decay": 0.0005},
     "schedule": {"name": "onecycle"},
     "precision": "fp32",
     "run_dir": None,
@@ -36,7 +36,7 @@ _OPTIMIZER_ARGS: dict[str, dict[str, tuple[float | None, float | None, bool, boo
         "beta2": (0, 1, False, True),
     },
 }
-_DEFAULT_LR = {"sgd": 0.05, "adamw": 0.002}
+_DEFAULT_LR = {"sgd": 0.05, "adamw": 0.005}
 _BOOLS = {"true": True, "false": False, "on": True, "off": False}
 
 

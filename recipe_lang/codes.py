@@ -392,6 +392,19 @@ loaded (missing file, not a state dict, mismatched shapes), or a dataset that ca
             model_aware=True,
         ),
         _entry(
+            "KDR505",
+            "error",
+            "export failed",
+            """
+The model could not be written in the requested format: torch.export, TorchScript or the ONNX
+exporter rejected it (int8 torch.fx models, for instance, may not export to ONNX). The message
+quotes the exporter's reason; try another format (`checkpoint` always works).
+""",
+            'model student = convnet(width=16)\nexport student onnx "s.onnx"',
+            'model student = convnet(width=16)\nexport student checkpoint "s.pt"',
+            model_aware=True,
+        ),
+        _entry(
             "KDR999",
             "error",
             "internal error",

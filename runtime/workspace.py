@@ -1,0 +1,148 @@
+"""The run directory: plan, per-pass checkpoints, a manifest, and a lock.
+
+Layout of ``runs/<recipe>/``::
+
+    plan.json                 the plan this run executes (its hash guards --resume)
+    state.json                the manifest: finished passes, each model's latest checkpoint,
+                              report entries so far (rewritten atomically after each pass)
+    checkpoints/NNN-op-M.pt   one checkpoint per finished pass (+ .sha256 sidecar)
+    report.json, report.md, report.png
+    .lock                     held while a run is active
+
+A pass counts as finished only once its checkpoint *and then* the manifest naming it are on
+disk, both written atomically; a run killed at any moment leaves a manifest that names only
+complete, verified checkpoints, so ``--resume`` never trusts a half-written file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.checkpoint import atomic_write_bytes
+
+STATE_VERSION = 1
+
+
+@dataclass
+class RunState:
+    plan_hash: str
+    finished: list[str] = field(default_factory=list)
+    #: model name -> checkpoint file (relative to the run directory) holding its latest version
+    latest: dict[str, str] = field(default_factory=dict)
+    #: model name -> where it came from before any checkpoint ("spec")
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"version": STATE_VERSION, "plan_hash": self.plan_hash, "finished": self.finished,
+             "latest": self.latest, "stages": self.stages},
+            indent=2,
+        ) + "\n"
+
+
+def _fs_error(message: str, exc: OSError, help_text: str) -> KdrError:
+    return KdrError(error("KDR504", f"{message}: {exc.strerror or exc}", None,
+                          Note(kind="help", message=help_text)))
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock: IO[str] | None = None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def create(self) -> None:
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise _fs_error(f"cannot write to run directory `{self.path}`", exc,
+                            "choose another --run-dir or free some space") from exc
+
+    def lock(self) -> None:
+        """Refuse a second run on the same directory while this one is active."""
+        try:
+            handle = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the whole run
+        except OSError as exc:
+            raise _fs_error(f"cannot create a lock in `{self.path}`", exc,
+                            "choose another --run-dir") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise KdrError(error("KDR504", f"run directory `{self.path}` is in use by another "
+                                 "kdr run", None,
+                                 Note(kind="help", message="wait for it to finish, or pass "
+                                      "another --run-dir"))) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def write_text(self, name: str, text: str) -> Path:
+        target = self.path / name
+        try:
+            atomic_write_bytes(target, text.encode())
+        except OSError as exc:
+            raise _fs_error(f"cannot write `{target}`", exc,
+                            "free some space; finished passes are kept") from exc
+        return target
+
+    def read_state(self) -> RunState | None:
+        path = self.path / "state.json"
+        if not path.exists():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            return RunState(plan_hash=raw["plan_hash"], finished=list(raw["finished"]),
+                            latest=dict(raw["latest"]), stages=list(raw["stages"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise KdrError(error("KDR504", f"the run manifest `{path}` is unreadable", None,
+                                 Note(message=str(exc)),
+                                 Note(kind="help", message="start a fresh run without --resume "
+                                      "or with another --run-dir"))) from exc
+
+    def write_state(self, state: RunState) -> None:
+        self.write_text("state.json", state.to_json())
+
+    def checkpoint_path(self, pass_id: str) -> Path:
+        return self.checkpoints / f"{pass_id}.pt"
+
+    def is_run_dir(self) -> bool:
+        return (self.path / "plan.json").exists() or (self.path / "state.json").exists()
+
+    def check_usable(self) -> None:
+        """Refuse a non-empty directory that is not a kdr run directory: a fresh run clears
+        its run directory, and that must never touch a folder kdr did not create."""
+        if self.path.is_dir() and any(self.path.iterdir()) and not self.is_run_dir():
+            raise KdrError(error("KDR504", f"`{self.path}` is not empty and holds no kdr run",
+                                 None, Note(kind="help", message="pass an empty or new "
+                                            "--run-dir")))
+
+    def clear(self) -> None:
+        """Forget a previous run in this directory (a fresh run without --resume): only the
+        files kdr writes are removed."""
+        for name in ("state.json", "report.json", "report.md", "report.png"):
+            (self.path / name).unlink(missing_ok=True)
+        if self.checkpoints.exists():
+            for f in self.checkpoints.iterdir():
+                if f.is_file() and f.suffix in (".pt", ".sha256", ".tmp"):
+                    f.unlink()
