@@ -169,7 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", help="bind the data, e.g. \"cifar10(root='~/data')\"")
     r.add_argument("--run-dir")
     r.add_argument("--resume", action="store_true")
-    r.add_argument("--nproc-per-node", type=int, default=1)
+    r.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=1,
+        help="train data-parallel on N processes per node (re-launches through torchrun)",
+    )
+    r.add_argument("--nnodes", default="1", help="nodes of a multi-node run (torchrun --nnodes)")
+    r.add_argument(
+        "--rdzv-endpoint",
+        help="HOST:PORT every node of a multi-node run meets at (torchrun --rdzv-endpoint)",
+    )
     r.add_argument("--device")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
@@ -188,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `kdr run` re-launches with it
     try:
         return int(args.func(args))
     except KdrError as exc:

@@ -129,6 +129,23 @@ def _refuse(path: Path, why: str, help_text: str) -> KdrError:
     )
 
 
+def verify_checkpoint(path: str | Path) -> None:
+    """Check a checkpoint ``kdr run`` wrote against its sidecar digest without loading it: a
+    missing file, a missing sidecar, or a digest mismatch (truncated, corrupted or edited
+    file) is refused with KDR504 naming the file."""
+    path = Path(path)
+    help_text = "the file was truncated, corrupted or edited; start a fresh run (without --resume)"
+    try:
+        data = path.read_bytes()
+        recorded = sidecar(path).read_text().split()
+    except OSError as exc:
+        raise _refuse(path, exc.strerror or str(exc), help_text) from exc
+    if not recorded or hashlib.sha256(data).hexdigest() != recorded[0]:
+        raise _refuse(
+            path, f"its contents do not match the sha256 in `{sidecar(path).name}`", help_text
+        )
+
+
 def load_checkpoint(path: str | Path, *, require_kdr: bool = True) -> Any:
     """Load a checkpoint with ``weights_only=True``, verifying its digest if it has one.
 

@@ -304,9 +304,13 @@ def _imagefolder(
     if grayscale:
         train_tf = T.Compose([T.Grayscale(), train_tf])
         eval_tf = T.Compose([T.Grayscale(), eval_tf])
-    train_set = datasets.ImageFolder(str(Path(train).expanduser()), transform=train_tf)
-    eval_set = datasets.ImageFolder(str(Path(val).expanduser()), transform=eval_tf)
-    return _loaders(
+    train_set = datasets.ImageFolder(
+        str(Path(train).expanduser()), transform=train_tf, loader=_load_image
+    )
+    eval_set = datasets.ImageFolder(
+        str(Path(val).expanduser()), transform=eval_tf, loader=_load_image
+    )
+    bundle = _loaders(
         "imagefolder",
         train_set,
         eval_set,
@@ -319,6 +323,37 @@ def _imagefolder(
         limit=limit,
         eval_limit=eval_limit,
     )
+    train_factory, eval_factory = bundle.train_factory, bundle.eval_factory
+    bundle.train_factory = lambda generator: _guard_images(train_factory(generator))
+    bundle.eval_factory = lambda: _guard_images(eval_factory())
+    return bundle
+
+
+class UnreadableImage(OSError):
+    """An image file of an ``imagefolder`` that PIL cannot decode (raised in the loader, which
+    may run in a DataLoader worker: a plain exception type survives the trip back)."""
+
+
+def _load_image(path: str) -> Any:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as exc:  # PIL.UnidentifiedImageError, truncated files, unreadable files
+        reason = str(exc).replace(repr(path), "").strip() or type(exc).__name__
+        raise UnreadableImage(f"cannot read image `{path}`: {reason}") from exc
+
+
+def _guard_images(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """Turn an unreadable image met while batching into a KDR504 diagnostic naming the file."""
+    try:
+        yield from batches
+    except UnreadableImage as exc:
+        # From a worker the message is the worker's traceback; its last line is the original.
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        message = lines[-1].removeprefix(f"{__name__}.").removeprefix("UnreadableImage: ")
+        raise _bad(message, "remove or replace the file (or re-export it as PNG/JPEG)") from exc
 
 
 def _factory(spec: str, args: list[Any], kwargs: dict[str, Any]) -> DataBundle:

@@ -16,6 +16,11 @@ least two epochs; shorter runs call the teacher per batch).
 
 With ``cfg.seed`` set, :func:`fit` seeds every generator first and shuffles with its own
 seeded generator, so the same call on CPU gives bit-identical weights.
+
+Under torchrun (``runtime/distributed.py``) :func:`fit` trains through DDP: every rank draws
+the same global batch and keeps ``batch[rank::world_size]``, so the per-rank batch is
+``batch_size / world_size`` and the global batch, step count and schedule stay the recipe's.
+``FitStats.samples`` counts global samples.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import torch
 from torch import nn
 
 from recipe_lang.diagnostics import KdrError, Note, error
+from runtime import distributed
 from runtime.data import DataBundle, index_batches
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
 from runtime.seeding import seed_everything
@@ -202,7 +208,11 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
     spe = max(data.steps_per_epoch, 1)
     total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
     scheduler = make_scheduler(optimizer, cfg, total, spe)
-    forward = torch.compile(model) if cfg.compile else model
+    # Under torchrun (see runtime/distributed.py): DDP, each rank on its shard of every batch.
+    parallel = distributed.is_distributed() and any(p.requires_grad for p in model.parameters())
+    forward: nn.Module = distributed.wrap_ddp(model, device) if parallel else model
+    if cfg.compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
     dtype = PRECISIONS[cfg.precision]
     autocast: Any = (
         torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -239,6 +249,13 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
             else:
                 batches = ((x, y, None) for x, y in data.train_batches(generator))
             for x, y, t_logits in batches:
+                batch_samples = len(y)
+                if parallel:
+                    if batch_samples < distributed.world_size():
+                        continue  # a rank would get nothing (every rank skips it alike)
+                    x, y = distributed.shard(x), distributed.shard(y)
+                    if t_logits is not None:
+                        t_logits = distributed.shard(t_logits)
                 if device.type != "cpu":
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     if t_logits is not None:
@@ -268,7 +285,7 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
                 if scheduler is not None:
                     scheduler.step()
                 losses[step] = loss.detach()
-                samples += len(y)
+                samples += batch_samples
                 step += 1
                 progress.update(step, loss)
                 if step >= total:
@@ -282,6 +299,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
+    if parallel:
+        distributed.broadcast_buffers(model)
     wall = time.perf_counter() - start
     return _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
 

@@ -39,16 +39,30 @@ class RunState:
     stages: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"version": STATE_VERSION, "plan_hash": self.plan_hash, "finished": self.finished,
-             "latest": self.latest, "stages": self.stages},
-            indent=2,
-        ) + "\n"
+        return (
+            json.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "plan_hash": self.plan_hash,
+                    "finished": self.finished,
+                    "latest": self.latest,
+                    "stages": self.stages,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 def _fs_error(message: str, exc: OSError, help_text: str) -> KdrError:
-    return KdrError(error("KDR504", f"{message}: {exc.strerror or exc}", None,
-                          Note(kind="help", message=help_text)))
+    return KdrError(
+        error(
+            "KDR504",
+            f"{message}: {exc.strerror or exc}",
+            None,
+            Note(kind="help", message=help_text),
+        )
+    )
 
 
 class RunDir:
@@ -67,24 +81,32 @@ class RunDir:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise _fs_error(f"cannot write to run directory `{self.path}`", exc,
-                            "choose another --run-dir or free some space") from exc
+            raise _fs_error(
+                f"cannot write to run directory `{self.path}`",
+                exc,
+                "choose another --run-dir or free some space",
+            ) from exc
 
     def lock(self) -> None:
         """Refuse a second run on the same directory while this one is active."""
         try:
             handle = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the whole run
         except OSError as exc:
-            raise _fs_error(f"cannot create a lock in `{self.path}`", exc,
-                            "choose another --run-dir") from exc
+            raise _fs_error(
+                f"cannot create a lock in `{self.path}`", exc, "choose another --run-dir"
+            ) from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             handle.close()
-            raise KdrError(error("KDR504", f"run directory `{self.path}` is in use by another "
-                                 "kdr run", None,
-                                 Note(kind="help", message="wait for it to finish, or pass "
-                                      "another --run-dir"))) from exc
+            raise KdrError(
+                error(
+                    "KDR504",
+                    f"run directory `{self.path}` is in use by another kdr run",
+                    None,
+                    Note(kind="help", message="wait for it to finish, or pass another --run-dir"),
+                )
+            ) from exc
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -102,8 +124,11 @@ class RunDir:
         try:
             atomic_write_bytes(target, text.encode())
         except OSError as exc:
-            raise _fs_error(f"cannot write `{target}`", exc,
-                            "free some space; finished passes are kept") from exc
+            raise _fs_error(
+                f"cannot write `{target}`",
+                exc,
+                "free some space and rerun with --resume; finished passes are kept",
+            ) from exc
         return target
 
     def read_state(self) -> RunState | None:
@@ -112,13 +137,25 @@ class RunDir:
             return None
         try:
             raw = json.loads(path.read_text())
-            return RunState(plan_hash=raw["plan_hash"], finished=list(raw["finished"]),
-                            latest=dict(raw["latest"]), stages=list(raw["stages"]))
+            return RunState(
+                plan_hash=raw["plan_hash"],
+                finished=list(raw["finished"]),
+                latest=dict(raw["latest"]),
+                stages=list(raw["stages"]),
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise KdrError(error("KDR504", f"the run manifest `{path}` is unreadable", None,
-                                 Note(message=str(exc)),
-                                 Note(kind="help", message="start a fresh run without --resume "
-                                      "or with another --run-dir"))) from exc
+            raise KdrError(
+                error(
+                    "KDR504",
+                    f"the run manifest `{path}` is unreadable",
+                    None,
+                    Note(message=str(exc)),
+                    Note(
+                        kind="help",
+                        message="start a fresh run without --resume or with another --run-dir",
+                    ),
+                )
+            ) from exc
 
     def write_state(self, state: RunState) -> None:
         self.write_text("state.json", state.to_json())
@@ -132,10 +169,26 @@ class RunDir:
     def check_usable(self) -> None:
         """Refuse a non-empty directory that is not a kdr run directory: a fresh run clears
         its run directory, and that must never touch a folder kdr did not create."""
-        if self.path.is_dir() and any(self.path.iterdir()) and not self.is_run_dir():
-            raise KdrError(error("KDR504", f"`{self.path}` is not empty and holds no kdr run",
-                                 None, Note(kind="help", message="pass an empty or new "
-                                            "--run-dir")))
+        if (
+            self.path.is_dir()
+            and not self.is_run_dir()
+            and any(f for f in self.path.iterdir() if not self._own_leftover(f))
+        ):
+            raise KdrError(
+                error(
+                    "KDR504",
+                    f"`{self.path}` is not empty and holds no kdr run",
+                    None,
+                    Note(kind="help", message="pass an empty or new --run-dir"),
+                )
+            )
+
+    def _own_leftover(self, f: Path) -> bool:
+        """What a run killed before writing ``plan.json`` leaves: the lock, the write probe
+        and an empty checkpoints folder (or the lock another run holds right now)."""
+        if f.name in (".lock", ".write-probe"):
+            return True
+        return f == self.checkpoints and f.is_dir() and not any(f.iterdir())
 
     def clear(self) -> None:
         """Forget a previous run in this directory (a fresh run without --resume): only the

@@ -31,8 +31,18 @@ then evaluate student
 then export student checkpoint "{export}"
 """
 
-STABLE = ("pass_id", "op", "model", "accuracy", "params", "macs", "size_bytes", "latency_ms_b1",
-          "latency_ms_b32", "wall_s")
+STABLE = (
+    "pass_id",
+    "op",
+    "model",
+    "accuracy",
+    "params",
+    "macs",
+    "size_bytes",
+    "latency_ms_b1",
+    "latency_ms_b32",
+    "wall_s",
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "r.kdr") -> Path:
@@ -123,24 +133,41 @@ def _wait_for(path: Path, predicate, timeout: float = 240.0) -> None:  # type: i
 
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path: Path) -> None:
-    recipe = write(tmp_path, SMALL.format(epochs=3, export=tmp_path / "s.pt"))
+    # The full 8,000 training images: the distillation pass lasts long enough to be killed in.
+    recipe = write(
+        tmp_path,
+        SMALL.format(epochs=3, export=tmp_path / "s.pt").replace("limit=1024", "limit=8000"),
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "kdr", "run", str(recipe), "--quiet"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*cmd, "--run-dir", str(killed)], env=env, cwd=tmp_path,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, "--run-dir", str(killed)], env=env, cwd=tmp_path, stderr=subprocess.PIPE
+    )
     # Kill it in the middle of the distillation pass: the teacher's pass has finished.
     _wait_for(killed / "state.json", lambda s: s["finished"] == ["000-train-teacher"])
-    time.sleep(1.0)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = json.loads((killed / "state.json").read_text())
     assert state["finished"] == ["000-train-teacher"], "the kill came too late to test a resume"
-    resumed = subprocess.run([*cmd, "--run-dir", str(killed), "--resume"], env=env,
-                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*cmd, "--run-dir", str(killed), "--resume"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    whole = subprocess.run([*cmd, "--run-dir", str(tmp_path / "whole")], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=600)
+    whole = subprocess.run(
+        [*cmd, "--run-dir", str(tmp_path / "whole")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert whole.returncode == 0, whole.stderr
     a = json.loads((killed / "report.json").read_text())["stages"]
     b = json.loads((tmp_path / "whole" / "report.json").read_text())["stages"]
@@ -148,13 +175,17 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path: Path) -> 
     assert [s["accuracy"] for s in a] == [s["accuracy"] for s in b]
 
 
-def test_resume_refuses_a_different_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                          ) -> None:
+def test_resume_refuses_a_different_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     recipe = write(tmp_path, SMALL.format(epochs=1, export=tmp_path / "s.pt"))
     rundir = tmp_path / "run"
     rundir.mkdir()
-    (rundir / "state.json").write_text(json.dumps(
-        {"version": 1, "plan_hash": "0" * 64, "finished": [], "latest": {}, "stages": []}))
+    (rundir / "state.json").write_text(
+        json.dumps(
+            {"version": 1, "plan_hash": "0" * 64, "finished": [], "latest": {}, "stages": []}
+        )
+    )
     assert run(str(recipe), "--run-dir", str(rundir), "--resume") == 1
     assert "holds a run of a different plan" in capsys.readouterr().err
 
@@ -163,19 +194,42 @@ def test_resume_refuses_a_different_plan(tmp_path: Path, capsys: pytest.CaptureF
     ("recipe", "extra", "code"),
     [
         ("model student = convnet(width=4)\ntrain student for 1 epoch\n", [], "KDR207"),
-        ('data = mnist10k(limit=64)\nmodel student = "no_such_pkg.mod:fn"()\n'
-         "train student for 1 epoch\n", [], "KDR504"),
-        ('data = mnist10k(limit=64)\nmodel student = convnet(widht=4)\n'
-         "train student for 1 epoch\n", [], "KDR504"),
-        ('data = mnist10k(limit=64)\nmodel student = convnet(width=4) from "missing.pt"\n'
-         "train student for 1 epoch\n", [], "KDR504"),
-        ("data = mnist10k(limit=64)\ntrain student for 1 epoch\n", ["--student", "nonet()"],
-         "KDR100"),
-        ("data = mnist10k(limit=64)\nmodel teacher = convnet(width=4, num_classes=5)\n"
-         "model student = convnet(width=4)\ntrain teacher for 1 epoch\n"
-         "then distill student from teacher for 1 epoch\n", [], "KDR501"),
-        ("data = cifar10(root=\"/nonexistent/kdr\")\nmodel student = convnet(width=4)\n"
-         "train student for 1 epoch\n", [], "KDR504"),
+        (
+            'data = mnist10k(limit=64)\nmodel student = "no_such_pkg.mod:fn"()\n'
+            "train student for 1 epoch\n",
+            [],
+            "KDR504",
+        ),
+        (
+            "data = mnist10k(limit=64)\nmodel student = convnet(widht=4)\n"
+            "train student for 1 epoch\n",
+            [],
+            "KDR504",
+        ),
+        (
+            'data = mnist10k(limit=64)\nmodel student = convnet(width=4) from "missing.pt"\n'
+            "train student for 1 epoch\n",
+            [],
+            "KDR504",
+        ),
+        (
+            "data = mnist10k(limit=64)\ntrain student for 1 epoch\n",
+            ["--student", "nonet()"],
+            "KDR100",
+        ),
+        (
+            "data = mnist10k(limit=64)\nmodel teacher = convnet(width=4, num_classes=5)\n"
+            "model student = convnet(width=4)\ntrain teacher for 1 epoch\n"
+            "then distill student from teacher for 1 epoch\n",
+            [],
+            "KDR501",
+        ),
+        (
+            'data = cifar10(root="/nonexistent/kdr")\nmodel student = convnet(width=4)\n'
+            "train student for 1 epoch\n",
+            [],
+            "KDR504",
+        ),
     ],
 )
 def test_bad_input_at_run_time_is_a_diagnostic(
@@ -195,8 +249,11 @@ def test_a_checkpoint_that_is_not_a_state_dict_is_refused(
 ) -> None:
     bad = tmp_path / "bad.pt"
     torch.save([1, 2, 3], bad)
-    path = write(tmp_path, f'data = mnist10k(limit=64)\nmodel student = convnet(width=4) from '
-                 f'"{bad}"\ntrain student for 1 epoch\n')
+    path = write(
+        tmp_path,
+        f"data = mnist10k(limit=64)\nmodel student = convnet(width=4) from "
+        f'"{bad}"\ntrain student for 1 epoch\n',
+    )
     assert run(str(path), "--run-dir", str(tmp_path / "run")) == 1
     assert "error[KDR504]" in capsys.readouterr().err
 
