@@ -114,9 +114,14 @@ class StageLowering:
                 n = self.values.count(s.count, "`repeat` count")
                 size = (n or 1) * self._unrolled_size(s.stages)
                 if len(self.steps) + size > MAX_STEPS:
-                    self.report(error(
-                        "KDR102", f"the pipeline would unroll to more than {MAX_STEPS:,} stages",
-                        s.span, Note(kind="help", message="lower the `repeat` count")))
+                    self.report(
+                        error(
+                            "KDR102",
+                            f"the pipeline would unroll to more than {MAX_STEPS:,} stages",
+                            s.span,
+                            Note(kind="help", message="lower the `repeat` count"),
+                        )
+                    )
                     return
                 for i in range(n or 1):
                     self._lower_block(s.stages, (*iteration, i))

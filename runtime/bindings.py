@@ -24,8 +24,14 @@ from recipe_lang.parser import parse_value
 def _call(text: str, flag: str, diagnostics: list[Diagnostic]) -> ast.Call | None:
     value = parse_value(text)
     if not isinstance(value, ast.Call):
-        diagnostics.append(error("KDR105", f"`{flag} {text}` is not a call", None,
-                                 Note(kind="help", message=f'write e.g. {flag} "resnet18()"')))
+        diagnostics.append(
+            error(
+                "KDR105",
+                f"`{flag} {text}` is not a call",
+                None,
+                Note(kind="help", message=f'write e.g. {flag} "resnet18()"'),
+            )
+        )
         return None
     return value
 
@@ -34,33 +40,49 @@ def _literal(call: ast.Call, diagnostics: list[Diagnostic]) -> dict:
     return Values({}, diagnostics.append).literal(call)
 
 
-def bind(plan: Plan, student: str | None, data: str | None, device: str | None,
-         diagnostics: list[Diagnostic]) -> Plan:
+def bind(
+    plan: Plan,
+    student: str | None,
+    data: str | None,
+    device: str | None,
+    diagnostics: list[Diagnostic],
+) -> Plan:
     plan = plan.model_copy(deep=True)
     if student:
         call = _call(student, "--student", diagnostics)
         spec = plan.models.get("student")
         if spec is not None and spec.kind != "placeholder":
-            diagnostics.append(error("KDR101", "`--student` binds an undeclared student, but this "
-                                     "recipe declares `student`", None,
-                                     Note(kind="help", message="drop --student or the "
-                                          "declaration")))
+            diagnostics.append(
+                error(
+                    "KDR101",
+                    "`--student` binds an undeclared student, but this recipe declares `student`",
+                    None,
+                    Note(kind="help", message="drop --student or the declaration"),
+                )
+            )
         elif call is not None:
-            if not call.factory and not (is_zoo_name(call.callee)
-                                         or call.callee in BUILTIN_MODELS):
+            if not call.factory and not (is_zoo_name(call.callee) or call.callee in BUILTIN_MODELS):
                 diagnostics.append(error("KDR100", f"unknown model constructor `{call.callee}`"))
             lit = _literal(call, diagnostics)
             plan.models["student"] = PlanModel(
-                kind="factory" if call.factory else "constructor", constructor=call.callee,
-                args=lit["args"], kwargs=lit["kwargs"])
+                kind="factory" if call.factory else "constructor",
+                constructor=call.callee,
+                args=lit["args"],
+                kwargs=lit["kwargs"],
+            )
             plan.placeholders = [p for p in plan.placeholders if p != "student"]
     if data:
         call = _call(data, "--data", diagnostics)
         if call is not None:
             if not call.factory and call.callee not in DATASETS:
-                diagnostics.append(error("KDR100", f"unknown dataset `{call.callee}`", None,
-                                         Note(kind="help", message="known: "
-                                              + ", ".join(DATASETS))))
+                diagnostics.append(
+                    error(
+                        "KDR100",
+                        f"unknown dataset `{call.callee}`",
+                        None,
+                        Note(kind="help", message="known: " + ", ".join(DATASETS)),
+                    )
+                )
             plan.data = {**_literal(call, diagnostics), "name": "data"}
     if device:
         plan.settings["device"] = device
@@ -78,17 +100,27 @@ def load_plan(args: argparse.Namespace) -> tuple[Plan | None, list[Diagnostic], 
             plan = Plan.from_json(path.read_text(encoding="utf-8"))
         except (OSError, ValidationError, ValueError) as exc:
             first = str(exc).splitlines()[0]
-            return None, [error("KDR504", f"cannot read plan `{path}`: {first}").with_file(
-                str(path))], sources
+            return (
+                None,
+                [error("KDR504", f"cannot read plan `{path}`: {first}").with_file(str(path))],
+                sources,
+            )
         if plan.compute_hash() != plan.hash:
-            diagnostics.append(error("KDR504", f"plan `{path}` was edited: its hash does not "
-                                     "match its content", None,
-                                     Note(kind="help", message="recompile it with `kdr compile`"))
-                               .with_file(str(path)))
+            diagnostics.append(
+                error(
+                    "KDR504",
+                    f"plan `{path}` was edited: its hash does not match its content",
+                    None,
+                    Note(kind="help", message="recompile it with `kdr compile`"),
+                ).with_file(str(path))
+            )
             return None, diagnostics, sources
         if args.set:
-            diagnostics.append(error("KDR105", "--set applies to recipes, not to compiled plans")
-                               .with_file(str(path)))
+            diagnostics.append(
+                error("KDR105", "--set applies to recipes, not to compiled plans").with_file(
+                    str(path)
+                )
+            )
             return None, diagnostics, sources
     else:
         result = compile_file(path, overrides=args.set)

@@ -10,6 +10,7 @@ not the run was resumed.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -294,7 +295,7 @@ class Executor:
         metrics: dict[str, Any],
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        entry = {"pass_id": pass_id, "op": op, "model": model}
+        entry: dict[str, Any] = {"pass_id": pass_id, "op": op, "model": model}
         keys = ("accuracy", "params", "macs", "size_bytes", "latency_ms_b1", "latency_ms_b32")
         entry.update({k: metrics.get(k) for k in keys})
         entry["wall_s"] = round(wall, 3)
@@ -349,7 +350,7 @@ class Executor:
             if p.op not in READ_ONLY_OPS:
                 distributed.check_agreement(self.store.get(name), f"pass {p.id}")
             self.on_main(
-                lambda p=p, name=name, wall=wall, extra=extra: self._finish(p, name, wall, extra),
+                functools.partial(self._finish, p, name, wall, extra),
                 f"to checkpoint pass {p.id}",
             )
             if not distributed.is_main():

@@ -10,6 +10,7 @@ dry-running them on copies). :func:`check_plan` is what ``kdr check --models`` c
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import nn
 
@@ -83,8 +84,9 @@ def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
     return out
 
 
-def _check_logits(plan: Plan, store: ModelStore, p: PlanPass, example: torch.Tensor,
-                  data: DataBundle) -> list[Diagnostic]:
+def _check_logits(
+    plan: Plan, store: ModelStore, p: PlanPass, example: torch.Tensor, data: DataBundle
+) -> list[Diagnostic]:
     student = store.models.get(p.subject)
     if student is None:  # a snapshot taken later: same outputs as its source
         return []
@@ -96,14 +98,20 @@ def _check_logits(plan: Plan, store: ModelStore, p: PlanPass, example: torch.Ten
             continue
         t_out = _outputs(teacher, example)
         if t_out.shape != s_out.shape:
-            out.append(error(
-                "KDR501",
-                f"teacher `{teacher_name}` gives {t_out.shape[-1]} outputs but `{p.subject}` "
-                f"gives {s_out.shape[-1]} (the data has {data.num_classes} classes)",
-                p.span,
-                Note(kind="help", message=f"fine-tune `{teacher_name}` on the data first "
-                     f"(`finetune {teacher_name} for N epochs`), or build it with "
-                     f"num_classes={data.num_classes}")))
+            out.append(
+                error(
+                    "KDR501",
+                    f"teacher `{teacher_name}` gives {t_out.shape[-1]} outputs but `{p.subject}` "
+                    f"gives {s_out.shape[-1]} (the data has {data.num_classes} classes)",
+                    p.span,
+                    Note(
+                        kind="help",
+                        message=f"fine-tune `{teacher_name}` on the data first "
+                        f"(`finetune {teacher_name} for N epochs`), or build it with "
+                        f"num_classes={data.num_classes}",
+                    ),
+                )
+            )
     return out
 
 
@@ -140,8 +148,9 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
     for name in store.models:
         model = current(name)
         if model is not None:
-            report.estimates.append(Estimate("input", "input", name, count_params(model),
-                                             count_macs(model, shape)))
+            report.estimates.append(
+                Estimate("input", "input", name, count_params(model), count_macs(model, shape))
+            )
     for p in plan.passes:
         model = current(p.subject)
         if model is None:
@@ -151,17 +160,22 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             continue
         if not p.op.startswith(GRAPH_PREFIXES):
             continue
-        ctx = PassContext(example_inputs=example,
-                          batches=lambda: data.train_batches(torch.Generator().manual_seed(0)),
-                          options={"dry_run": True})
+        ctx = PassContext(
+            example_inputs=example,
+            batches=lambda: data.train_batches(torch.Generator().manual_seed(0)),
+            options={"dry_run": True},
+        )
         try:
             result = run_pass(p.op, model, dict(p.params), ctx)
         except KdrError as exc:
             report.diagnostics += _with_span(exc.diagnostics, p)
             return report
         models[p.subject] = result.module
-        report.estimates.append(Estimate(p.id, p.op, p.subject, count_params(result.module),
-                                         count_macs(result.module, shape)))
+        report.estimates.append(
+            Estimate(
+                p.id, p.op, p.subject, count_params(result.module), count_macs(result.module, shape)
+            )
+        )
     return report
 
 
@@ -187,4 +201,3 @@ def _file(d: Diagnostic, plan: Plan) -> Diagnostic:
 
 
 __all__ = ["check_plan", "dry_run", "preflight"]
-

@@ -42,9 +42,14 @@ def build_from_spec(spec: dict[str, Any], data: DataBundle) -> nn.Module:
         kwargs.setdefault("weights", "DEFAULT")
     constructor = spec["constructor"]
     if spec.get("kind") == "factory" and ":" not in constructor:
-        raise KdrError(error("KDR504", f"factory `{constructor}` must be \"pkg.mod:fn\""))
-    model = build_model(constructor, list(spec.get("args") or []), kwargs,
-                        in_channels=data.in_channels, num_classes=data.num_classes)
+        raise KdrError(error("KDR504", f'factory `{constructor}` must be "pkg.mod:fn"'))
+    model = build_model(
+        constructor,
+        list(spec.get("args") or []),
+        kwargs,
+        in_channels=data.in_channels,
+        num_classes=data.num_classes,
+    )
     if spec.get("weights_path"):
         load_weights(model, spec["weights_path"])
     return model
@@ -61,10 +66,17 @@ def rebuild(lineage: Lineage, data: DataBundle, state_dict: dict[str, Any]) -> n
         model.load_state_dict(state_dict)
     except (RuntimeError, KeyError) as exc:
         raise KdrError(
-            error("KDR504", "a checkpoint does not fit the model rebuilt from its history",
-                  None, Note(message=str(exc).splitlines()[0]),
-                  Note(kind="help", message="the run directory may come from another kdr "
-                       "version: start a fresh run without --resume"))
+            error(
+                "KDR504",
+                "a checkpoint does not fit the model rebuilt from its history",
+                None,
+                Note(message=str(exc).splitlines()[0]),
+                Note(
+                    kind="help",
+                    message="the run directory may come from another kdr "
+                    "version: start a fresh run without --resume",
+                ),
+            )
         ) from exc
     return model
 
@@ -92,9 +104,16 @@ class ModelStore:
             return Ensemble([self.get(m) for m in spec.members])
         if spec.kind == "placeholder":
             raise KdrError(
-                error("KDR504", f"`{name}` is not declared and was not bound",
-                      None, Note(kind="help", message=f"bind it: kdr run ... --{name} "
-                                 "\"resnet18()\" (or declare `model student = ...`)"))
+                error(
+                    "KDR504",
+                    f"`{name}` is not declared and was not bound",
+                    None,
+                    Note(
+                        kind="help",
+                        message=f"bind it: kdr run ... --{name} "
+                        '"resnet18()" (or declare `model student = ...`)',
+                    ),
+                )
             )
         if spec.kind == "snapshot":
             raise KdrError(error("KDR999", f"snapshot `{name}` used before it was taken"))

@@ -15,9 +15,16 @@ from compiler.plan import Plan
 from runtime.workspace import RunDir
 
 COLUMNS = (
-    ("pass_id", "pass"), ("op", "op"), ("model", "model"), ("accuracy", "acc"),
-    ("params", "params"), ("macs", "MACs"), ("size_bytes", "size"),
-    ("latency_ms_b1", "ms@1"), ("latency_ms_b32", "ms@32"), ("wall_s", "wall s"),
+    ("pass_id", "pass"),
+    ("op", "op"),
+    ("model", "model"),
+    ("accuracy", "acc"),
+    ("params", "params"),
+    ("macs", "MACs"),
+    ("size_bytes", "size"),
+    ("latency_ms_b1", "ms@1"),
+    ("latency_ms_b32", "ms@32"),
+    ("wall_s", "wall s"),
 )
 
 
@@ -72,15 +79,16 @@ def plot(report: dict[str, Any], path: str) -> None:
     for s in report["stages"]:
         if s.get("accuracy") is not None:
             by_model.setdefault(s["model"], []).append(s)
-    for ax, key, label in ((axes[0], "size_bytes", "serialized size (KB)"),
-                           (axes[1], "latency_ms_b1", "CPU latency, batch 1 (ms)")):
+    for ax, key, label in (
+        (axes[0], "size_bytes", "serialized size (KB)"),
+        (axes[1], "latency_ms_b1", "CPU latency, batch 1 (ms)"),
+    ):
         for model, stages in by_model.items():
             xs = [(s[key] or 0) / (1000 if key == "size_bytes" else 1) for s in stages]
             ys = [100 * s["accuracy"] for s in stages]
             ax.plot(xs, ys, marker="o", label=model)
             for x, y, s in zip(xs, ys, stages, strict=True):
-                ax.annotate(s["op"], (x, y), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+                ax.annotate(s["op"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("top-1 accuracy (%)")
@@ -92,8 +100,9 @@ def plot(report: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def write_reports(rundir: RunDir, plan: Plan, stages: list[dict[str, Any]], device: str,
-                  wall_s: float) -> dict[str, Any]:
+def write_reports(
+    rundir: RunDir, plan: Plan, stages: list[dict[str, Any]], device: str, wall_s: float
+) -> dict[str, Any]:
     final: dict[str, dict[str, Any]] = {}
     for s in stages:
         final[s["model"]] = s
@@ -117,7 +126,9 @@ def summary_table(report: dict[str, Any]) -> None:
 
     table = Table(title=f"kdr run: {report['recipe']}")
     for key, title in COLUMNS:
-        table.add_column(title, justify="right" if key not in ("pass_id", "op", "model") else "left")
+        table.add_column(
+            title, justify="right" if key not in ("pass_id", "op", "model") else "left"
+        )
     for r in rows(report["stages"]):
         table.add_row(*r)
     console = Console(stderr=True)
