@@ -166,7 +166,10 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             options={"dry_run": True},
         )
         try:
-            result = run_pass(p.op, model, dict(p.params), ctx)
+            params = dict(p.params)
+            if p.op == "quant.calibrate":  # an estimate needs observers, not good ranges
+                params["batches"] = min(int(params.get("batches", 1)), 1)
+            result = run_pass(p.op, model, params, ctx)
         except KdrError as exc:
             report.diagnostics += _with_span(exc.diagnostics, p)
             return report
