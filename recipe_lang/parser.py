@@ -14,6 +14,7 @@ their own (see :mod:`recipe_lang.friendly`).
 from __future__ import annotations
 
 import gc
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -58,15 +59,40 @@ MAX_SYNTAX_ERRORS = 20
 
 @cache
 def grammar() -> Lark:
-    return Lark.open(
-        "kdr.lark",
-        rel_to=__file__,
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=False,
-        maybe_placeholders=True,
-        start=["start", "resume", "param_value"],
-    )
+    options = {
+        "parser": "lalr",
+        "lexer": "contextual",
+        "propagate_positions": False,
+        "maybe_placeholders": True,
+        "start": ["start", "resume", "param_value"],
+    }
+    # Building the LALR tables is most of a cold `kdr check`; lark can cache them. The cache is
+    # a pickle, so it lives in the user's own cache directory (never a shared temp directory),
+    # keyed by the grammar's content; any problem with it falls back to building the tables.
+    cache = _cache_path()
+    if cache is not None:
+        try:
+            return Lark.open("kdr.lark", rel_to=__file__, cache=str(cache), **options)
+        except Exception:  # an unreadable or stale cache: build without it
+            pass
+    return Lark.open("kdr.lark", rel_to=__file__, **options)
+
+
+def _cache_path() -> Path | None:
+    if os.environ.get("KDR_NO_GRAMMAR_CACHE"):
+        return None
+    import hashlib
+
+    import lark
+
+    text = (Path(__file__).parent / "kdr.lark").read_bytes()
+    key = hashlib.sha256(text + lark.__version__.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdr"
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return base / f"grammar-{key}.lark.cache"
 
 
 @dataclass
