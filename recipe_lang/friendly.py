@@ -41,7 +41,7 @@ TOKEN_WORDS: dict[str, str] = {
     "RBRACE": "`}`",
     "$END": "the end of the recipe",
 }
-_STAGE_TOKENS = {
+STAGE_TOKENS = {
     "TRAIN",
     "FINETUNE",
     "DISTILL",
@@ -53,7 +53,7 @@ _STAGE_TOKENS = {
     "EXPORT",
     "REPEAT",
 }
-_DECL_TOKENS = {"RECIPE", "PARAM", "SET", "DATA", "MODEL"}
+DECL_TOKENS = {"RECIPE", "PARAM", "SET", "DATA", "MODEL"}
 
 #: label -> (message, help, malformed examples). The label is what tests refer to.
 MISTAKES: dict[str, tuple[str, str, list[str]]] = {
@@ -137,11 +137,11 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
 
 def _words(expected: set[str]) -> str:
     names: list[str] = []
-    if expected & _STAGE_TOKENS:
+    if expected & STAGE_TOKENS:
         names.append("a stage (train, distill, prune, ...)")
-    if expected & _DECL_TOKENS:
+    if expected & DECL_TOKENS:
         names.append("a declaration (model, data, param, set, recipe)")
-    for tok in sorted(expected - _STAGE_TOKENS - _DECL_TOKENS):
+    for tok in sorted(expected - STAGE_TOKENS - DECL_TOKENS):
         word = TOKEN_WORDS.get(tok)
         if word and word not in names:
             names.append(word)
@@ -229,13 +229,13 @@ def describe_syntax_error(
         found = _found(exc)
         # The same two mistakes in states the table does not list (deeper in a pipeline).
         for label, applies in (
-            ("missing-then", exc.token.type in _STAGE_TOKENS and "THEN" in expected),
-            ("declaration-after-stage", exc.token.type in _DECL_TOKENS),
+            ("missing-then", exc.token.type in STAGE_TOKENS and "THEN" in expected),
+            ("declaration-after-stage", exc.token.type in DECL_TOKENS),
         ):
             if applies:
                 message, help_text, _ = MISTAKES[label]
                 return error("KDR001", message, span, Note(kind="help", message=help_text))
-        if exc.token.type in _STAGE_TOKENS | _DECL_TOKENS and "NAME" in expected:
+        if exc.token.type in STAGE_TOKENS | DECL_TOKENS and "NAME" in expected:
             return error(
                 "KDR001",
                 f"`{exc.token}` is a keyword; it cannot be used as a name here",

@@ -27,7 +27,7 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 from recipe_lang import ast
 from recipe_lang.builder import AstBuilder, build_ast, token_span
 from recipe_lang.diagnostics import Diagnostic, KdrError, Span, error, internal_error
-from recipe_lang.friendly import describe_syntax_error
+from recipe_lang.friendly import DECL_TOKENS, STAGE_TOKENS, describe_syntax_error
 
 #: Statement starts used to resynchronise after a syntax error.
 _SYNC = re.compile(
@@ -35,24 +35,7 @@ _SYNC = re.compile(
     r"|quantize|evaluate|export|repeat)\b",
     re.MULTILINE,
 )
-_STATEMENT_TOKENS = {
-    "RECIPE",
-    "PARAM",
-    "SET",
-    "DATA",
-    "MODEL",
-    "THEN",
-    "TRAIN",
-    "FINETUNE",
-    "DISTILL",
-    "SNAPSHOT",
-    "PRUNE",
-    "REPLACE",
-    "QUANTIZE",
-    "EVALUATE",
-    "EXPORT",
-    "REPEAT",
-}
+_STATEMENT_TOKENS = STAGE_TOKENS | DECL_TOKENS | {"THEN"}
 #: The most syntax errors reported from one file (later ones are usually echoes).
 MAX_SYNTAX_ERRORS = 20
 
