@@ -8,6 +8,7 @@ span and are reported once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,7 @@ class StageLowering:
         #: snapshot name -> span of the stage that takes it
         self.snapshots: dict[str, Span] = {}
         self.future_snapshots: dict[str, Span] = {}
+        self._sizes: dict[int, int] = {}
 
     # ---- entry -----------------------------------------------------------------------------
     def lower(self, stages: list[ast.Stage]) -> list[Step]:
@@ -95,17 +97,26 @@ class StageLowering:
                 self._collect_snapshots(s.stages)
 
     def _unrolled_size(self, stages: list[ast.Stage]) -> int:
-        """How many stage occurrences ``stages`` unroll to (counts that fail checks count 1)."""
+        """How many stage occurrences ``stages`` unroll to (counts that fail checks count 1).
+
+        Memoized per block: deeply nested repeats are sized once each, not once per ancestor.
+        """
+        key = id(stages)
+        if key in self._sizes:
+            return self._sizes[key]
         total = 0
         for s in stages:
             if isinstance(s, ast.RepeatStage):
                 value, _ = self.values.resolve(s.count)
-                n = int(value.value) if isinstance(value, ast.Number) else 1
-                total += max(n, 1) * self._unrolled_size(s.stages)
+                n = 1
+                if isinstance(value, ast.Number) and math.isfinite(value.value):
+                    n = max(int(value.value), 1)
+                total += n * self._unrolled_size(s.stages)
             else:
                 total += 1
             if total > MAX_STEPS:
-                return total
+                break
+        self._sizes[key] = total
         return total
 
     def _lower_block(self, stages: list[ast.Stage], iteration: tuple[int, ...]) -> None:
@@ -479,6 +490,8 @@ class StageLowering:
             ratio = self.values.ratio(b.value, "the budget")
             return None if ratio is None else {"kind": unit, "fraction": ratio}
         if isinstance(value, (ast.Number, ast.Size)):
+            if not math.isfinite(value.value):  # already reported as too large
+                return None
             if value.value < 1:
                 self.report(error("KDR102", f"the budget must be at least 1 {unit}", b.value.span))
                 return None

@@ -97,3 +97,16 @@ def test_tame_repeats_bounds_generated_unrolling() -> None:
     nested = fuzz.tame_repeats("repeat 20 { repeat 20 { evaluate } }")
     assert nested == "repeat 20 { repeat 1 { evaluate } }"
     assert fuzz.tame_repeats("repeat 3 { evaluate }") == "repeat 3 { evaluate }"
+
+
+FUZZ_FIXTURES = Path(__file__).parent / "fixtures" / "fuzz"
+
+
+@pytest.mark.parametrize("path", sorted(FUZZ_FIXTURES.glob("*.kdr")), ids=lambda p: p.stem)
+def test_past_findings_stay_fixed(path: Path) -> None:
+    """Inputs the campaign once flagged: 1,000 nested repeats were sized quadratically (a hang),
+    and `prune to 1e309 params` overflowed converting the budget (KDR999)."""
+    outcome = fuzz.check_input(path.read_text(), [], limit_s=1.5)
+    assert not outcome.timed_out and outcome.ms < 1000, f"{outcome.ms:.0f} ms"
+    assert not outcome.problems, outcome.problems
+    assert "KDR999" not in outcome.codes
