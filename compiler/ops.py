@@ -1,0 +1,274 @@
+"""The plan's ops: one pydantic params model per op, and one pass model per op keyed by ``op``.
+
+This is the contract between the compiler and the runtime. The compiler builds these models
+(never a free-form dict); the runtime's handlers receive them, typed, and look themselves up by
+op. A plan JSON is validated against the same classes when it is read back, so a plan written
+by an older kdr that no longer fits fails with the field that does not (see
+:func:`compiler.plan.load_plan_json`).
+
+>>> p = make_pass("prune.channels", id="003-prune.channels-student", subject="student",
+...               params={"ratio": 0.5})
+>>> type(p.params).__name__, p.params.criterion
+('PruneChannelsParams', 'l1')
+>>> PruneChannelsParams(budget={"unit": "macs", "fraction": 0.4}).budget.fraction
+0.4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from compiler.vocab import (
+    BudgetUnit,
+    ChannelCriterion,
+    ExportFormat,
+    Precision,
+    QuantGranularity,
+    QuantMode,
+    Ranking,
+    TrainVerb,
+    WeightCriterion,
+)
+from recipe_lang.diagnostics import Span
+
+Ratio = Annotated[float, Field(gt=0, lt=1)]
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class OpParams(BaseModel):
+    """Base of every op's params: closed (unknown fields are an error) and immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- training ----------------------------------------------------------------------------------
+class DistillSpec(OpParams):
+    """Knowledge distillation inside a training pass (Hinton): the teacher and its loss mix."""
+
+    teacher: str
+    temperature: Positive = 4.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.9
+
+
+class TrainingParams(OpParams):
+    """A training pass: ``train``/``finetune``, ``distill``, or a stage's recovery/QAT clause."""
+
+    epochs: Count | None = None
+    steps: Count | None = None
+    lr: Positive | None = None
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    mixup: Positive | None = None
+    cutmix: Positive | None = None
+    distill: DistillSpec | None = None
+    verb: TrainVerb = "train"
+    #: The recovery training of a ``prune ... with ... for N`` stage.
+    recovery: bool = False
+    #: The training of a ``quantize int8 qat`` stage (the model carries fake-quant modules).
+    qat: bool = False
+
+    @model_validator(mode="after")
+    def _one_duration(self) -> TrainingParams:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one of `epochs` and `steps`")
+        return self
+
+
+# ---- graph passes ------------------------------------------------------------------------------
+class Budget(OpParams):
+    """``prune to 2.5M params`` (``value``) or ``prune to 40% macs`` (``fraction`` of the model
+    as it enters the pass)."""
+
+    unit: BudgetUnit
+    value: Count | None = None
+    fraction: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Budget:
+        if (self.value is None) == (self.fraction is None):
+            raise ValueError("give exactly one of `value` and `fraction`")
+        return self
+
+
+class _Scoped(OpParams):
+    #: Glob patterns on module qualified names (empty ``include``: the whole model).
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class PruneChannelsParams(_Scoped):
+    ratio: Ratio | None = None
+    budget: Budget | None = None
+    criterion: ChannelCriterion = "l1"
+    ranking: Ranking = "local"
+
+    @model_validator(mode="after")
+    def _ratio_or_budget(self) -> PruneChannelsParams:
+        if (self.ratio is None) == (self.budget is None):
+            raise ValueError("give exactly one of `ratio` and `budget`")
+        return self
+
+
+class PruneWeightsParams(_Scoped):
+    ratio: Ratio
+    criterion: WeightCriterion = "l1"
+    ranking: Ranking = "local"
+
+
+class ReplaceParams(_Scoped):
+    pass
+
+
+class ReplaceGroupParams(_Scoped):
+    groups: Annotated[int, Field(ge=2)] = 2
+
+
+class FuseParams(OpParams):
+    pass
+
+
+class QuantParams(OpParams):
+    precision: Precision = "int8"
+    mode: QuantMode = "static"
+    granularity: QuantGranularity = "per_channel"
+
+
+class CalibrateParams(OpParams):
+    batches: Count = 32
+
+
+# ---- read-only ---------------------------------------------------------------------------------
+class SnapshotParams(OpParams):
+    #: The name of the frozen copy.
+    name: str
+
+
+class EvaluateParams(OpParams):
+    pass
+
+
+class ExportParams(OpParams):
+    format: ExportFormat
+    path: Annotated[str, Field(min_length=1)]
+
+
+# ---- the op table ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpInfo:
+    """An op: its params model and what the runtime does with it."""
+
+    op: str
+    params: type[OpParams]
+    #: It only reads its subject (the subject's version is unchanged after it).
+    read_only: bool = False
+    #: A training pass (runs the training engine).
+    training: bool = False
+    #: A graph pass registered in ``runtime.passes`` (dry-run by ``kdr check --models``).
+    graph: bool = False
+    #: The subject must trace with torch.fx before any training (checked up front, KDR500).
+    traced: bool = False
+
+
+OPS: dict[str, OpInfo] = {
+    info.op: info
+    for info in (
+        OpInfo("train", TrainingParams, training=True),
+        OpInfo("distill", TrainingParams, training=True),
+        OpInfo("snapshot", SnapshotParams, read_only=True),
+        OpInfo("evaluate", EvaluateParams, read_only=True),
+        OpInfo("export", ExportParams, read_only=True),
+        OpInfo("prune.channels", PruneChannelsParams, graph=True, traced=True),
+        OpInfo("prune.weights", PruneWeightsParams, graph=True),
+        OpInfo("replace.depthwise_separable", ReplaceParams, graph=True),
+        OpInfo("replace.ghost", ReplaceParams, graph=True),
+        OpInfo("replace.group", ReplaceGroupParams, graph=True),
+        OpInfo("fuse.bn", FuseParams, graph=True, traced=True),
+        OpInfo("quant.prepare", QuantParams, graph=True, traced=True),
+        OpInfo("quant.prepare_qat", QuantParams, graph=True, traced=True),
+        OpInfo("quant.calibrate", CalibrateParams, graph=True, traced=True),
+        OpInfo("quant.convert", QuantParams, graph=True, traced=True),
+    )
+}
+
+
+# ---- passes ------------------------------------------------------------------------------------
+class PassBase(BaseModel):
+    """One pass of the plan; the concrete model per op narrows ``op`` and ``params``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    op: str
+    subject: str
+    params: OpParams
+    depends_on: list[str] = Field(default_factory=list)
+    #: Models this pass reads besides its subject (teachers).
+    reads: list[str] = Field(default_factory=list)
+    #: Index of the stage occurrence (after ``repeat`` unrolling) it comes from.
+    stage: int = 0
+    span: Span | None = None
+
+    @property
+    def info(self) -> OpInfo:
+        return OPS[self.op]
+
+    @model_validator(mode="after")
+    def _teacher_matches_op(self) -> PassBase:
+        if isinstance(self.params, TrainingParams):
+            if self.op == "distill" and self.params.distill is None:
+                raise ValueError("a `distill` pass needs `params.distill` (its teacher)")
+            if self.op == "train" and self.params.distill is not None:
+                raise ValueError("a `train` pass has no teacher: its op is `distill`")
+        return self
+
+
+def _class_name(op: str) -> str:
+    return "".join(part.capitalize() for part in op.replace(".", "_").split("_")) + "Pass"
+
+
+PASS_MODELS: dict[str, type[PassBase]] = {
+    op: create_model(  # type: ignore[call-overload]
+        _class_name(op),
+        __base__=PassBase,
+        __module__=__name__,
+        op=(Literal[op], ...),  # type: ignore[valid-type]
+        params=(info.params, ...),
+    )
+    for op, info in OPS.items()
+}
+
+if TYPE_CHECKING:
+    AnyPass = PassBase
+else:
+    AnyPass = Annotated[Union[tuple(PASS_MODELS.values())], Field(discriminator="op")]  # noqa: UP007
+
+
+def make_pass(op: str, **fields: Any) -> PassBase:
+    """Build the pass model of ``op``; ``params`` may be a dict or the op's params model."""
+    return PASS_MODELS[op].model_validate({"op": op, **fields})
+
+
+__all__ = [
+    "OPS",
+    "PASS_MODELS",
+    "AnyPass",
+    "Budget",
+    "CalibrateParams",
+    "DistillSpec",
+    "EvaluateParams",
+    "ExportParams",
+    "FuseParams",
+    "OpInfo",
+    "OpParams",
+    "PassBase",
+    "PruneChannelsParams",
+    "PruneWeightsParams",
+    "QuantParams",
+    "ReplaceGroupParams",
+    "ReplaceParams",
+    "SnapshotParams",
+    "TrainingParams",
+    "make_pass",
+]
