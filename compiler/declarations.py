@@ -1,7 +1,7 @@
 """Declarations: params (with ``--set`` overrides), settings, data and models.
 
 Reports KDR100 (unknown constructor), KDR101 (duplicates), KDR105 (bad overrides) and KDR206
-(bad ensembles); the stages are lowered afterwards by :mod:`compiler.stages`.
+(bad ensembles); the stages are lowered afterwards by :mod:`compiler.lower`.
 """
 
 from __future__ import annotations

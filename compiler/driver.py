@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.declarations import collect
+from compiler.lower import lower_pipeline
 from compiler.plan import Plan, build_plan
 from compiler.program import Program
 from compiler.rules import check_all
-from compiler.stages import StageLowering
 from recipe_lang import ast
 from recipe_lang.diagnostics import Diagnostic, DiagnosticBag, KdrError, error, internal_error
 from recipe_lang.parser import parse
@@ -71,7 +71,7 @@ def _compile(result: CompileResult, bag: DiagnosticBag, overrides: Sequence[str]
         return
     result.recipe = parsed.recipe
     decls, values = collect(parsed.recipe, result.file, overrides, bag.add)
-    steps = StageLowering(decls, values, bag.add).lower(parsed.recipe.stages)
+    steps = lower_pipeline(decls, values, bag.add, parsed.recipe.stages)
     params = {name: values.literal(v) for name, (v, _) in sorted(decls.params.items())}
     program = Program(
         file=result.file,

@@ -229,11 +229,11 @@ def _class_name(op: str) -> str:
 
 
 PASS_MODELS: dict[str, type[PassBase]] = {
-    op: create_model(  # type: ignore[call-overload]
+    op: create_model(
         _class_name(op),
         __base__=PassBase,
         __module__=__name__,
-        op=(Literal[op], ...),  # type: ignore[valid-type]
+        op=(Literal[op], ...),
         params=(info.params, ...),
     )
     for op, info in OPS.items()

@@ -20,15 +20,17 @@ import sys
 from typing import Any
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from compiler.program import Program, Step
-from recipe_lang.diagnostics import Span
+from compiler.lower import expand
+from compiler.ops import OPS, AnyPass, PassBase, TrainingParams, make_pass
+from compiler.program import Program
 
-PLAN_VERSION = 1
+#: Version 2: each op's params are a closed, typed model (``compiler.ops``).
+PLAN_VERSION = 2
 
-#: Ops that change their subject (everything else only reads it).
-_READ_ONLY = {"evaluate", "export", "snapshot"}
+#: A pass of the plan (the concrete class is the one of its op, see ``compiler.ops``).
+PlanPass = PassBase
 
 
 class PlanSource(BaseModel):
@@ -52,20 +54,6 @@ class PlanModel(BaseModel):
     inline: bool = False
 
 
-class PlanPass(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    op: str
-    subject: str
-    params: dict[str, Any]
-    depends_on: list[str]
-    #: Models this pass reads besides its subject (teachers).
-    reads: list[str] = Field(default_factory=list)
-    #: Index of the stage occurrence (after ``repeat`` unrolling) it comes from.
-    stage: int
-    span: Span | None = None
-
-
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kdr_plan_version: int = PLAN_VERSION
@@ -78,7 +66,7 @@ class Plan(BaseModel):
     models: dict[str, PlanModel]
     #: Models left to bind at run time (``--student``).
     placeholders: list[str] = Field(default_factory=list)
-    passes: list[PlanPass]
+    passes: list[AnyPass]
     hash: str = ""
 
     def canonical_json(self) -> str:
@@ -93,46 +81,43 @@ class Plan(BaseModel):
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
-        return cls.model_validate_json(text)
+        """Read a plan back; :class:`PlanReadError` names the first field that does not fit."""
+        return load_plan_json(text)
 
 
-def _training_op(training: dict[str, Any]) -> str:
-    return "distill" if training.get("distill") else "train"
+class PlanReadError(ValueError):
+    """A plan JSON that this kdr cannot read (not JSON, or a field that does not fit)."""
 
 
-def expand(step: Step) -> list[tuple[str, dict[str, Any]]]:
-    """The (op, params) passes one step becomes, in order."""
-    p = step.params
-    if step.kind in ("train", "distill"):
-        assert step.training is not None
-        params = dict(step.training)
-        if step.kind == "train" and p.get("verb") == "finetune":
-            params["verb"] = "finetune"
-        return [(_training_op(step.training), params)]
-    if step.kind == "prune":
-        cut = {k: v for k, v in p.items() if v is not None or k in ("ratio",)}
-        out = [(f"prune.{p['granularity']}", {k: v for k, v in cut.items() if k != "granularity"})]
-        if step.training is not None:
-            out.append((_training_op(step.training), {**step.training, "recovery": True}))
-        return out
-    if step.kind == "replace":
-        return [(f"replace.{p['kind']}", {k: v for k, v in p.items() if k != "kind"})]
-    if step.kind == "quantize":
-        qcfg = {"precision": p["precision"], "mode": p["mode"], "granularity": p["granularity"]}
-        if p["mode"] == "static":
-            return [
-                ("fuse.bn", {}),
-                ("quant.prepare", qcfg),
-                ("quant.calibrate", {"batches": p["calibrate_batches"]}),
-                ("quant.convert", qcfg),
-            ]
-        if p["mode"] == "dynamic":
-            return [("quant.prepare", qcfg), ("quant.convert", qcfg)]
-        out = [("quant.prepare_qat", qcfg)]
-        if step.training is not None:
-            out.append((_training_op(step.training), {**step.training, "qat": True}))
-        return [*out, ("quant.convert", qcfg)]
-    return [(step.kind, dict(p))]
+def _field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in OPS and i > 0 and isinstance(loc[i - 1], int):
+            continue  # the union's tag: the op, already implied by the index
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_plan_json(text: str) -> Plan:
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise PlanReadError(f"not a JSON document ({exc})") from exc
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = f"field `{_field(tuple(first['loc']))}`: {first['msg']}"
+        version = raw.get("kdr_plan_version") if isinstance(raw, dict) else None
+        if version != PLAN_VERSION:
+            message += (
+                f" (the plan has version {version}, this kdr reads version {PLAN_VERSION}: "
+                "recompile the recipe with `kdr compile`)"
+            )
+        raise PlanReadError(message) from exc
 
 
 def _members(program: Program, name: str) -> list[str]:
@@ -156,11 +141,10 @@ def build_plan(program: Program) -> Plan:
         if subject in last_writer:
             deps.append(last_writer[subject])
         reads: list[str] = []
-        teacher = (params.get("distill") or {}).get("teacher")
-        if teacher:
-            reads = _members(program, teacher)
+        if isinstance(params, TrainingParams) and params.distill is not None:
+            reads = _members(program, params.distill.teacher)
             deps += [last_writer[m] for m in reads if m in last_writer]
-        if op in _READ_ONLY:
+        if OPS[op].read_only:
             readers.setdefault(subject, []).append(pid)
         else:
             deps += readers.get(subject, [])
@@ -169,13 +153,13 @@ def build_plan(program: Program) -> Plan:
         for m in reads:
             readers.setdefault(m, []).append(pid)
         if op == "snapshot":
-            last_writer[params["name"]] = pid
+            last_writer[step.params["name"]] = pid
         deps = sorted(set(deps), key=lambda d: graph.nodes[d]["index"])
         graph.add_node(pid, index=n)
         graph.add_edges_from((d, pid) for d in deps)
-        passes[pid] = PlanPass(
+        passes[pid] = make_pass(
+            op,
             id=pid,
-            op=op,
             subject=subject,
             params=params,
             depends_on=deps,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from compiler.ops import OpParams
 from compiler.plan import Plan
 
 #: Parameters worth a column in the text table, per op prefix; the rest stay in the JSON.
@@ -37,12 +38,15 @@ def _short(value: Any) -> str:
         return f"{value['teacher']} T={value['temperature']:g} a={value['alpha']:g}"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if v is not None}
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
 
 
-def _summary(params: dict[str, Any]) -> str:
+def _summary(model: OpParams) -> str:
+    params = model.model_dump(mode="json")
     parts = []
     for key in _KEY_PARAMS:
         value = params.get(key)

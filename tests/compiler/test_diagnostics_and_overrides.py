@@ -91,8 +91,9 @@ def test_set_changes_params_and_resolved_values():
     assert plain is not None and result.plan is not None
     assert plain.params == {"epochs": 3, "ratio": 0.4}
     assert result.plan.params == {"epochs": 1, "ratio": 0.25}
-    assert [p.params.get("epochs") for p in result.plan.passes] == [1, 1, None, 1]
-    assert result.plan.passes[2].params["ratio"] == 0.25
+    epochs = [getattr(p.params, "epochs", None) for p in result.plan.passes]
+    assert epochs == [1, 1, None, 1]
+    assert result.plan.passes[2].params.ratio == 0.25
     assert result.plan.hash != plain.hash
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from kdr_golden import ROOT
 
-from compiler import stages
+from compiler import vocab as stages
 from compiler.driver import compile_source
 from compiler.plan import schema_json
 from compiler.settings import DEFAULT_SETTINGS
@@ -83,7 +83,7 @@ def test_language_md_names_every_option_word():
         stages.MODIFIERS,
         stages.REPLACEMENTS,
         stages.BUDGET_UNITS,
-        stages.PRECISIONS,
+        stages.QUANT_PRECISIONS,
         DEFAULT_SETTINGS,
     )
     missing = [
@@ -131,16 +131,16 @@ def test_language_md_defaults_match_the_compiler():
     ).plan
     assert plan is not None
     distill, cut, _, _, prepare, calibrate, _ = plan.passes
-    assert distill.params["distill"]["temperature"] == stages.DEFAULT_TEMPERATURE == 4
-    assert distill.params["distill"]["alpha"] == stages.DEFAULT_ALPHA == 0.9
-    assert distill.params["epochs"] == stages.DEFAULT_DISTILL_EPOCHS == 3
-    assert (cut.op, cut.params["criterion"], cut.params["ranking"]) == (
+    assert distill.params.distill.temperature == stages.DEFAULT_TEMPERATURE == 4
+    assert distill.params.distill.alpha == stages.DEFAULT_ALPHA == 0.9
+    assert distill.params.epochs == stages.DEFAULT_DISTILL_EPOCHS == 3
+    assert (cut.op, cut.params.criterion, cut.params.ranking) == (
         "prune.channels",
         "l1",
         "local",
     )
-    assert (prepare.params["mode"], prepare.params["granularity"]) == ("static", "per_channel")
-    assert calibrate.params["batches"] == stages.DEFAULT_CALIBRATION_BATCHES == 32
+    assert (prepare.params.mode, prepare.params.granularity) == ("static", "per_channel")
+    assert calibrate.params.batches == stages.DEFAULT_CALIBRATION_BATCHES == 32
     assert distill.subject == "student"
 
 

@@ -94,8 +94,8 @@ def test_hash_changes_with_the_source_and_with_set():
     p_set = plan_of(base, ("epochs=1",))
     assert p_set.hash != p0.hash
     assert p_set.params == {"epochs": 1} and p0.params == {"epochs": 3}
-    assert p_set.passes[0].params["epochs"] == 1
-    assert p0.passes[0].params["epochs"] == 3
+    assert p_set.passes[0].params.epochs == 1
+    assert p0.passes[0].params.epochs == 3
 
 
 def test_hash_covers_every_field():
@@ -200,18 +200,26 @@ def test_qat_with_distill_expands_to_prepare_train_convert():
     plan = plan_of(T + "then quantize student int8 qat with distill from teacher for 2 epochs\n")
     tail = plan.passes[2:]
     assert [p.op for p in tail] == ["quant.prepare_qat", "distill", "quant.convert"]
-    assert tail[1].params["epochs"] == 2 and tail[1].params["qat"] is True
-    assert tail[1].params["distill"] == {"teacher": "teacher", "temperature": 4.0, "alpha": 0.9}
+    assert tail[1].params.epochs == 2 and tail[1].params.qat is True
+    assert tail[1].params.distill.model_dump() == {
+        "teacher": "teacher",
+        "temperature": 4.0,
+        "alpha": 0.9,
+    }
     assert edge(plan, tail[0], tail[1]) and edge(plan, tail[1], tail[2])
-    assert "calibrate_batches" not in tail[0].params
+    assert "batches" not in tail[0].params.model_dump()
 
 
 def test_static_int8_expands_to_fuse_prepare_calibrate_convert_with_defaults():
     plan = plan_of(H + "train student for 1 epoch\nthen quantize student int8\n")
     tail = plan.passes[1:]
     assert [p.op for p in tail] == ["fuse.bn", "quant.prepare", "quant.calibrate", "quant.convert"]
-    assert tail[1].params == {"precision": "int8", "mode": "static", "granularity": "per_channel"}
-    assert tail[2].params == {"batches": 32}
+    assert tail[1].params.model_dump() == {
+        "precision": "int8",
+        "mode": "static",
+        "granularity": "per_channel",
+    }
+    assert tail[2].params.model_dump() == {"batches": 32}
     assert [p.subject for p in tail] == ["student"] * 4
     assert all(edge(plan, a, b) for a, b in itertools.pairwise(tail))
 
@@ -219,21 +227,22 @@ def test_static_int8_expands_to_fuse_prepare_calibrate_convert_with_defaults():
 def test_dynamic_int8_has_no_calibration():
     plan = plan_of(H + "train student for 1 epoch\nthen quantize student int8 dynamic per_tensor\n")
     assert ops(plan)[1:] == ["quant.prepare", "quant.convert"]
-    assert plan.passes[1].params["granularity"] == "per_tensor"
+    assert plan.passes[1].params.granularity == "per_tensor"
 
 
 def test_prune_with_recovery_is_a_cut_then_training():
     plan = plan_of(T + "then prune student 30% with distill from teacher for 2 epochs\n")
     cut, recovery = plan.passes[2:]
     assert (cut.op, recovery.op) == ("prune.channels", "distill")
-    assert cut.params == {
+    assert cut.params.model_dump() == {
         "ratio": 0.3,
+        "budget": None,
         "criterion": "l1",
         "ranking": "local",
         "include": [],
         "exclude": [],
     }
-    assert recovery.params["recovery"] is True and recovery.params["epochs"] == 2
+    assert recovery.params.recovery is True and recovery.params.epochs == 2
     assert recovery.span == cut.span  # both come from the one stage
     assert edge(plan, cut, recovery)
 
@@ -242,7 +251,7 @@ def test_prune_without_recovery_is_only_a_cut():
     plan = plan_of(T + "then prune student 30% weights by l2 global in layer1.* except fc\n")
     assert ops(plan)[2:] == ["prune.weights"]
     p = plan.passes[2].params
-    assert (p["criterion"], p["ranking"], p["include"], p["exclude"]) == (
+    assert (p.criterion, p.ranking, p.include, p.exclude) == (
         "l2",
         "global",
         ["layer1.*"],
@@ -256,8 +265,9 @@ def test_prune_to_a_budget():
         "then prune student to 40% macs with distill from teacher for 1 epoch\n"
     )
     cuts = by_op(plan, "prune.channels")
-    assert cuts[0].params["budget"] == {"kind": "params", "value": 2_500_000}
-    assert cuts[1].params["budget"] == {"kind": "macs", "fraction": 0.4}
+    budgets = [c.params.budget.model_dump() for c in cuts]
+    assert budgets[0] == {"unit": "params", "value": 2_500_000, "fraction": None}
+    assert budgets[1] == {"unit": "macs", "value": None, "fraction": 0.4}
 
 
 def test_replace_ops():
@@ -266,7 +276,7 @@ def test_replace_ops():
         "then distill student from teacher for 1 epoch\n"
     )
     (rep,) = by_op(plan, "replace.group")
-    assert rep.params == {"include": ["layer2.*"], "exclude": [], "groups": 4}
+    assert rep.params.model_dump() == {"include": ["layer2.*"], "exclude": [], "groups": 4}
 
 
 def test_repeat_unrolls_to_n_prunes():
@@ -276,7 +286,7 @@ def test_repeat_unrolls_to_n_prunes():
     )
     cuts = by_op(plan, "prune.channels")
     assert len(cuts) == 4
-    assert all(c.params["ratio"] == 0.16 for c in cuts)
+    assert all(c.params.ratio == 0.16 for c in cuts)
     assert len(by_op(plan, "distill")) == 1 + 4
     assert [c.stage for c in cuts] == [3, 5, 7, 9]
     # Each cut waits for the recovery of the one before.
@@ -298,13 +308,17 @@ def test_defaults_are_filled_in():
         "then quantize student int8\n"
     )
     distill = plan.passes[1]
-    assert distill.params["distill"] == {"teacher": "teacher", "temperature": 4.0, "alpha": 0.9}
-    assert distill.params["label_smoothing"] == 0.0 and distill.params["mixup"] is None
+    assert distill.params.distill.model_dump() == {
+        "teacher": "teacher",
+        "temperature": 4.0,
+        "alpha": 0.9,
+    }
+    assert distill.params.label_smoothing == 0.0 and distill.params.mixup is None
     cut = by_op(plan, "prune.channels")[0]
-    assert (cut.params["criterion"], cut.params["ranking"]) == ("l1", "local")
-    assert by_op(plan, "quant.calibrate")[0].params["batches"] == 32
+    assert (cut.params.criterion, cut.params.ranking) == ("l1", "local")
+    assert by_op(plan, "quant.calibrate")[0].params.batches == 32
     prep = by_op(plan, "quant.prepare")[0]
-    assert (prep.params["mode"], prep.params["granularity"]) == ("static", "per_channel")
+    assert (prep.params.mode, prep.params.granularity) == ("static", "per_channel")
     assert plan.settings == DEFAULT_SETTINGS
     assert set(plan.settings) == set(DEFAULT_SETTINGS)
 
@@ -319,7 +333,7 @@ def test_oneliner_defaults():
         "quant.calibrate",
         "quant.convert",
     ]
-    assert plan.passes[0].params["epochs"] == 3
+    assert plan.passes[0].params.epochs == 3
     assert plan.placeholders == ["student"] and plan.data is None
     assert plan.models["resnet50"].pretrained and plan.models["resnet50"].inline
     assert {p.subject for p in plan.passes} == {"student"}

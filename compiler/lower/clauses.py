@@ -1,0 +1,184 @@
+"""Parts shared by several stage kinds: durations, training clauses, modifiers, option words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.lower import names
+from compiler.lower.base import LowerState
+from compiler.program import Step, TeacherRef
+from compiler.values import unknown
+from compiler.vocab import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DURATION_UNITS, MODIFIERS
+from recipe_lang import ast
+from recipe_lang.diagnostics import Note, Span, error
+
+
+def duration(st: LowerState, d: ast.Duration) -> dict[str, int] | None:
+    unit = DURATION_UNITS.get(d.unit.value)
+    if unit is None:
+        st.report(
+            error(
+                "KDR104",
+                f"`{d.unit.value}` is not a duration unit",
+                d.unit.span,
+                Note(kind="help", message="write `epochs` or `steps`"),
+            )
+        )
+        return None
+    n = st.values.count(d.count, f"the number of {unit}")
+    return None if n is None else {unit: n}
+
+
+def teacher_ref(
+    st: LowerState, t: ast.Teacher, step: Step, options: list[ast.Option]
+) -> TeacherRef | None:
+    """A teacher with its options checked, or None (reported) when the name is unknown."""
+    name = names.teacher(st, t, step)
+    if name is None:
+        return None
+    ref = TeacherRef(name=name, span=t.span, temperature=DEFAULT_TEMPERATURE, alpha=DEFAULT_ALPHA)
+    teacher_options(st, options, ref)
+    return ref
+
+
+def teacher_options(st: LowerState, options: list[ast.Option], ref: TeacherRef) -> None:
+    seen: set[str] = set()
+    for o in options:
+        key = o.name.value
+        if key in seen:
+            st.report(error("KDR101", f"`{key}` is given twice", o.name.span))
+            continue
+        seen.add(key)
+        if key == "temperature":
+            t = st.values.number(o.value, "temperature", low=0, low_open=True)
+            if t is not None:
+                ref.temperature = t
+        elif key == "alpha":
+            a = st.values.number(o.value, "alpha", low=0, high=1)
+            if a is not None:
+                ref.alpha = a
+        else:
+            st.report(
+                unknown("KDR103", "distillation option", key, o.name.span, ["temperature", "alpha"])
+            )
+        ref.options_span = (
+            o.span if ref.options_span is None else Span.cover(ref.options_span, o.span)
+        )
+
+
+def training(
+    st: LowerState,
+    step: Step,
+    dur: ast.Duration | None,
+    mods: list[ast.Modifier],
+    default_epochs: int | None = None,
+    teacher: TeacherRef | None = None,
+) -> dict[str, Any]:
+    """The training phase of a stage: duration, value modifiers, and its teacher if any."""
+    out: dict[str, Any] = {
+        "label_smoothing": 0.0,
+        "mixup": None,
+        "cutmix": None,
+        "lr": None,
+        "distill": None,
+    }
+    if dur is not None:
+        out.update(duration(st, dur) or {"epochs": 1})
+    else:
+        out["epochs"] = default_epochs or 1
+    seen: dict[str, Span] = {}
+    for m in mods:
+        key = "distill" if isinstance(m, ast.DistillModifier) else m.name.value
+        if key in seen:
+            st.report(
+                error(
+                    "KDR101",
+                    f"modifier `{key}` is given twice",
+                    m.span,
+                    Note(message="first given here", span=seen[key]),
+                )
+            )
+            continue
+        seen[key] = m.span
+        if isinstance(m, ast.DistillModifier):
+            if teacher is not None:
+                st.report(
+                    error(
+                        "KDR103",
+                        "`with distill` on a `distill` stage",
+                        m.span,
+                        Note(
+                            kind="help",
+                            message="the stage already has a teacher: `distill M from T`",
+                        ),
+                    )
+                )
+                continue
+            teacher = teacher_ref(st, m.teacher, step, m.options)
+            continue
+        _value_modifier(st, m, out)
+    if teacher is not None:
+        step.teacher = teacher
+        out["distill"] = {
+            "teacher": teacher.name,
+            "temperature": teacher.temperature,
+            "alpha": teacher.alpha,
+        }
+    return out
+
+
+def _value_modifier(st: LowerState, m: ast.ValueModifier, out: dict[str, Any]) -> None:
+    key = m.name.value
+    if key == "label_smoothing":
+        x = st.values.number(m.value, "label_smoothing", low=0, high=1, high_open=True)
+    elif key in ("mixup", "cutmix"):
+        x = st.values.number(m.value, key, low=0, low_open=True)
+    elif key == "lr":
+        x = st.values.number(m.value, "lr", low=0, low_open=True)
+    else:
+        st.report(unknown("KDR103", "modifier", key, m.name.span, MODIFIERS))
+        return
+    if x is not None:
+        out[key] = x
+
+
+def recovery(
+    st: LowerState, step: Step, dur: ast.Duration | None, mods: list[ast.Modifier]
+) -> None:
+    """The ``with MODS for N epochs`` clause of a prune or quantize stage."""
+    if dur is not None:
+        step.training = training(st, step, dur, mods)
+        step.training_span = Span.cover(mods[0].span, dur.span) if mods else dur.span
+
+
+def scopes(scopes: list[ast.Scope]) -> list[str]:
+    return [s.pattern for s in scopes]
+
+
+def words(
+    st: LowerState,
+    given_words: list[ast.Ident],
+    table: dict[str, str],
+    what: str,
+    defaults: dict[str, str],
+) -> dict[str, str]:
+    """Bare option words (``channels``, ``global``, ``qat``...) into their slots."""
+    out = dict(defaults)
+    given: dict[str, ast.Ident] = {}
+    for w in given_words:
+        slot = table.get(w.value)
+        if slot is None:
+            st.report(unknown("KDR103", f"{what} option", w.value, w.span, table))
+            continue
+        if slot in given:
+            st.report(
+                error(
+                    "KDR103",
+                    f"`{w.value}` conflicts with `{given[slot].value}`: one {slot} per stage",
+                    w.span,
+                )
+            )
+            continue
+        given[slot] = w
+        out[slot] = w.value
+    return out

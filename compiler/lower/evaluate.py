@@ -1,0 +1,18 @@
+"""``evaluate [M]``: metrics on the evaluation split."""
+
+from __future__ import annotations
+
+from compiler.lower.base import LowerState
+from compiler.ops import EvaluateParams, OpParams
+from compiler.program import Step
+from recipe_lang import ast
+
+KIND = "evaluate"
+
+
+def lower(st: LowerState, s: ast.EvaluateStage, step: Step) -> None:
+    step.params = {}
+
+
+def expand(step: Step) -> list[tuple[str, OpParams]]:
+    return [("evaluate", EvaluateParams())]

@@ -1,0 +1,159 @@
+"""Names in stages: subjects, teachers (declared, zoo, inline, ensembles), snapshots."""
+
+from __future__ import annotations
+
+from compiler.declarations import check_ensemble
+from compiler.lower.base import LowerState
+from compiler.program import ModelSpec, Step
+from compiler.values import did_you_mean, unknown
+from compiler.vocab import FROZEN_STAGES, STAGES
+from compiler.zoo import BUILTIN_MODELS, ZOO, is_zoo_name
+from recipe_lang import ast
+from recipe_lang.diagnostics import Note, error
+from recipe_lang.printer import call as call_text
+
+
+def _frozen_help() -> Note:
+    allowed = " and ".join(f"`{k}`" for k in FROZEN_STAGES)
+    return Note(kind="help", message=f"only {allowed} act on a snapshot; use it as a teacher")
+
+
+def collect_snapshots(st: LowerState, stages: list[ast.Stage]) -> None:
+    """Every snapshot the pipeline takes (KDR101 for clashes), before lowering any stage."""
+    for s in stages:
+        if isinstance(s, ast.SnapshotStage):
+            name = s.name.value
+            if name in st.models:
+                st.report(
+                    error(
+                        "KDR101",
+                        f"snapshot `{name}` has the name of a model",
+                        s.name.span,
+                        Note(message="the model is declared here", span=st.models[name].span),
+                    )
+                )
+            elif name in st.future_snapshots:
+                st.report(
+                    error(
+                        "KDR101",
+                        f"snapshot `{name}` is taken twice",
+                        s.name.span,
+                        Note(message="first taken here", span=st.future_snapshots[name]),
+                    )
+                )
+            else:
+                st.future_snapshots[name] = s.name.span
+        elif isinstance(s, ast.RepeatStage):
+            collect_snapshots(st, s.stages)
+
+
+def placeholder(st: LowerState, name: str) -> str:
+    """A model left to bind at run time (``--student``)."""
+    if name not in st.models:
+        st.models[name] = ModelSpec(name=name, kind="placeholder", span=None)
+    return name
+
+
+def subject(st: LowerState, s: ast.Stage, step: Step) -> str:
+    name = s.subject.value if s.subject else "student"
+    span = s.subject.span if s.subject else s.span
+    on_frozen = STAGES[s.kind].on_frozen
+    if name in st.snapshots:
+        if not on_frozen:
+            st.report(
+                error(
+                    "KDR104",
+                    f"`{name}` is a snapshot, a frozen copy: `{s.kind}` cannot change it",
+                    span,
+                    _frozen_help(),
+                )
+            )
+            step.broken = True
+        return name
+    spec = st.models.get(name)
+    if spec is None:
+        if name == "student":
+            return placeholder(st, name)
+        notes = [n for n in (did_you_mean(name, [*st.models, *st.snapshots]),) if n]
+        if name in st.future_snapshots:
+            notes = [
+                Note(message=f"snapshot `{name}` is taken later", span=st.future_snapshots[name])
+            ]
+        st.report(error("KDR100", f"unknown model `{name}`", span, *notes))
+        step.broken = True
+        return name
+    if spec.kind == "ensemble" and not on_frozen:
+        st.report(
+            error(
+                "KDR104",
+                f"`{name}` is an ensemble; `{s.kind}` acts on one model",
+                span,
+                Note(kind="help", message="apply the stage to its members"),
+            )
+        )
+        step.broken = True
+    return name
+
+
+def teacher(st: LowerState, t: ast.Teacher, step: Step) -> str | None:
+    """The model name a teacher refers to, creating inline and zoo teachers on first use."""
+    if not isinstance(t, ast.TeacherName):
+        return _inline_teacher(st, t)
+    name = t.name
+    if name in st.snapshots or name in st.models:
+        return name
+    if name in st.future_snapshots:
+        st.report(
+            error(
+                "KDR100",
+                f"snapshot `{name}` is used before it is taken",
+                t.span,
+                Note(message="it is taken here", span=st.future_snapshots[name]),
+            )
+        )
+        return None
+    if is_zoo_name(name):  # a bare zoo name: the zoo model with its default weights
+        st.models[name] = ModelSpec(
+            name=name,
+            kind="constructor",
+            span=t.span,
+            constructor=name,
+            pretrained=True,
+            inline=True,
+        )
+        return name
+    if name == "student":
+        return placeholder(st, name)
+    candidates = [*st.models, *st.snapshots, *ZOO]
+    notes = [n for n in (did_you_mean(name, candidates),) if n]
+    st.report(error("KDR100", f"unknown teacher `{name}`", t.span, *notes))
+    return None
+
+
+def _inline_teacher(st: LowerState, call: ast.Call) -> str | None:
+    name = call_text(call)
+    if name in st.models:
+        return name
+    if not call.factory and call.callee == "ensemble":
+        spec = ModelSpec(name=name, kind="ensemble", span=call.span, inline=True)
+        check_ensemble(call, spec, st.models, set(st.decls.params), st.report)
+        st.models[name] = spec
+        return name
+    if not call.factory and not is_zoo_name(call.callee) and call.callee not in BUILTIN_MODELS:
+        st.report(
+            unknown(
+                "KDR100", "teacher constructor", call.callee, call.span, ZOO, list_choices=False
+            )
+        )
+        return None
+    literal = st.values.literal(call)
+    st.models[name] = ModelSpec(
+        name=name,
+        kind="factory" if call.factory else "constructor",
+        span=call.span,
+        constructor=call.callee,
+        args=literal["args"],
+        kwargs=literal["kwargs"],
+        inline=True,
+    )
+    return name

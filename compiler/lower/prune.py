@@ -1,0 +1,98 @@
+"""``prune [M] P%|to BUDGET [channels|weights] [by C] [local|global] [in/except SCOPES]
+[with MODS for N epochs]``: the cut, then its recovery training if any."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from compiler.lower import clauses
+from compiler.lower.base import LowerState
+from compiler.lower.training_ops import training_pass
+from compiler.ops import OpParams, PruneChannelsParams, PruneWeightsParams
+from compiler.program import Step
+from compiler.values import unknown
+from compiler.vocab import BUDGET_UNITS, CRITERIA, PRUNE_WORDS, WEIGHT_CRITERIA
+from recipe_lang import ast
+from recipe_lang.diagnostics import Note, error
+
+KIND = "prune"
+
+
+def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:
+    params: dict[str, Any] = clauses.words(
+        st, s.words, PRUNE_WORDS, "prune", {"granularity": "channels", "ranking": "local"}
+    )
+    if s.budget is not None:
+        params["budget"] = _budget(st, s.budget, params["granularity"])
+    elif s.amount is not None:
+        params["ratio"] = st.values.ratio(s.amount, "the pruning amount")
+    params["criterion"] = "l1"
+    if s.criterion is not None:
+        _criterion(st, s.criterion, params)
+    params["include"] = clauses.scopes(s.include)
+    params["exclude"] = clauses.scopes(s.exclude)
+    step.params = params
+    clauses.recovery(st, step, s.duration, s.modifiers)
+
+
+def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any]) -> None:
+    allowed = CRITERIA if params["granularity"] == "channels" else WEIGHT_CRITERIA
+    if c.value in allowed:
+        params["criterion"] = c.value
+    elif c.value in CRITERIA:
+        st.report(
+            error(
+                "KDR103",
+                f"`by {c.value}` does not apply to `weights` pruning",
+                c.span,
+                Note(
+                    kind="help", message="unstructured pruning ranks weights by magnitude: `by l1`"
+                ),
+            )
+        )
+    else:
+        st.report(unknown("KDR103", "pruning criterion", c.value, c.span, CRITERIA))
+
+
+def _budget(st: LowerState, b: ast.Budget, granularity: str) -> dict[str, Any] | None:
+    unit = b.unit.value
+    if unit not in BUDGET_UNITS:
+        st.report(unknown("KDR103", "budget unit", unit, b.unit.span, BUDGET_UNITS))
+        return None
+    if granularity != "channels":
+        st.report(error("KDR103", "a budget needs `channels` pruning", b.span))
+        return None
+    value, decl = st.values.resolve(b.value)
+    if isinstance(value, ast.Percent):
+        ratio = st.values.ratio(b.value, "the budget")
+        return None if ratio is None else {"unit": unit, "fraction": ratio}
+    if isinstance(value, (ast.Number, ast.Size)):
+        if not math.isfinite(value.value):  # already reported as too large
+            return None
+        if value.value < 1:
+            st.report(error("KDR102", f"the budget must be at least 1 {unit}", b.value.span))
+            return None
+        return {"unit": unit, "value": int(value.value)}
+    if value is not None:
+        st.report(
+            error(
+                "KDR104",
+                "a budget is a count like `2.5M` or a percentage",
+                b.value.span,
+                *[n for n in (decl,) if n],
+            )
+        )
+    return None
+
+
+def expand(step: Step) -> list[tuple[str, OpParams]]:
+    p = {k: v for k, v in step.params.items() if k != "granularity" and v is not None}
+    cut: tuple[str, OpParams]
+    if step.params["granularity"] == "channels":
+        cut = ("prune.channels", PruneChannelsParams.model_validate(p))
+    else:
+        cut = ("prune.weights", PruneWeightsParams.model_validate(p))
+    if step.training is None:
+        return [cut]
+    return [cut, training_pass(step, recovery=True)]
