@@ -142,21 +142,30 @@ def collect(
 
 
 def _data(d: ast.DataDecl, values: Values) -> dict[str, Any] | None:
-    call = d.call
+    return data_spec(d.call, d.name.value if d.name else "data", values)
+
+
+def data_spec(call: ast.Call, name: str, values: Values) -> dict[str, Any] | None:
+    """The plan's data entry for a dataset call (KDR100 for an unknown dataset)."""
     if not call.factory and call.callee not in DATASETS:
         values.report(unknown("KDR100", "dataset", call.callee, call.span, DATASETS))
         return None
     literal = values.literal(call)
-    literal["name"] = d.name.value if d.name else "data"
+    literal["name"] = name
     return literal
 
 
 def _model(d: ast.ModelDecl, values: Values) -> ModelSpec | None:
-    call = d.call
-    name = d.name.value
     weights = d.weights.value if d.weights else None
+    return model_spec(d.name.value, d.call, weights, d.name.span, values)
+
+
+def model_spec(
+    name: str, call: ast.Call, weights: str | None, span: Span | None, values: Values
+) -> ModelSpec | None:
+    """A model declared by a call (KDR100 for an unknown constructor)."""
     if not call.factory and call.callee == "ensemble":
-        return ModelSpec(name=name, kind="ensemble", span=d.name.span)
+        return ModelSpec(name=name, kind="ensemble", span=span)
     if not call.factory and not (is_zoo_name(call.callee) or call.callee in BUILTIN_MODELS):
         values.report(
             unknown(
@@ -173,7 +182,7 @@ def _model(d: ast.ModelDecl, values: Values) -> ModelSpec | None:
     return ModelSpec(
         name=name,
         kind="factory" if call.factory else "constructor",
-        span=d.name.span,
+        span=span,
         constructor=call.callee,
         args=literal["args"],
         kwargs=literal["kwargs"],

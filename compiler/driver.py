@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.bind import Bindings, apply_bindings
 from compiler.declarations import collect
 from compiler.lower import lower_pipeline
 from compiler.plan import Plan, build_plan
@@ -37,7 +38,10 @@ class CompileResult:
 
 
 def compile_source(
-    source: str, file: str = "<recipe>", overrides: Sequence[str] = ()
+    source: str,
+    file: str = "<recipe>",
+    overrides: Sequence[str] = (),
+    bindings: Bindings | None = None,
 ) -> CompileResult:
     """Check ``source`` and build its plan; every problem is a diagnostic, never an exception."""
     result = CompileResult(file=file, source=source)
@@ -48,7 +52,7 @@ def compile_source(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _compile(result, bag, overrides)
+        _compile(result, bag, overrides, bindings or Bindings())
     except KdrError as exc:
         bag.extend(exc.diagnostics)
     except RecursionError:
@@ -64,13 +68,16 @@ def compile_source(
     return result
 
 
-def _compile(result: CompileResult, bag: DiagnosticBag, overrides: Sequence[str]) -> None:
+def _compile(
+    result: CompileResult, bag: DiagnosticBag, overrides: Sequence[str], bindings: Bindings
+) -> None:
     parsed = parse(result.source, result.file)
     bag.extend(parsed.diagnostics)
     if parsed.recipe is None:
         return
     result.recipe = parsed.recipe
     decls, values = collect(parsed.recipe, result.file, overrides, bag.add)
+    apply_bindings(decls, values, bindings, bag.add)
     steps = lower_pipeline(decls, values, bag.add, parsed.recipe.stages)
     params = {name: values.literal(v) for name, (v, _) in sorted(decls.params.items())}
     program = Program(
@@ -91,7 +98,9 @@ def _compile(result: CompileResult, bag: DiagnosticBag, overrides: Sequence[str]
         result.plan = build_plan(program)
 
 
-def compile_file(path: str | Path, overrides: Sequence[str] = ()) -> CompileResult:
+def compile_file(
+    path: str | Path, overrides: Sequence[str] = (), bindings: Bindings | None = None
+) -> CompileResult:
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
@@ -100,4 +109,4 @@ def compile_file(path: str | Path, overrides: Sequence[str] = ()) -> CompileResu
         result = CompileResult(file=str(path), source="")
         result.diagnostics = [error("KDR001", f"cannot read recipe: {reason}").with_file(str(path))]
         return result
-    return compile_source(source, str(path), overrides)
+    return compile_source(source, str(path), overrides, bindings)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from compiler.bind import Bindings
 from recipe_lang.diagnostics import (
     Diagnostic,
     KdrError,
@@ -44,14 +45,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
+    bindings = _bindings(args)
     for file in args.files:
-        result = compile_file(file, overrides=args.set)
+        result = compile_file(file, overrides=args.set, bindings=bindings)
         sources[result.file] = result.source
         diags = list(result.diagnostics)
         if args.models and result.plan is not None and not result.has_errors:
-            from compiler.model_aware import run_model_checks
+            from runtime.run import check_plan
 
-            report = run_model_checks(result.plan)
+            report = check_plan(result.plan)
             diags += report.diagnostics
             if not args.json and report.estimates:
                 print(report.table(), file=sys.stderr)
@@ -65,7 +67,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from compiler.driver import compile_file
     from compiler.plan_format import plan_to_dot, plan_to_text
 
-    result = compile_file(args.file, overrides=args.set)
+    result = compile_file(args.file, overrides=args.set, bindings=_bindings(args))
     _print_diagnostics(
         [d for d in result.diagnostics if d.is_error or not args.quiet],
         {result.file: result.source},
@@ -125,9 +127,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.executor import run_from_cli
+    from kdr.run_command import cmd_run as run_command
 
-    return run_from_cli(args)
+    return run_command(args)
+
+
+def _bindings(args: argparse.Namespace) -> Bindings:
+    return Bindings(student=args.student, data=args.data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a `param` of the recipe",
         )
 
+    def add_bindings(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--student", help='bind the student a template recipe leaves open, e.g. "resnet18()"'
+        )
+        sp.add_argument(
+            "--data", help="bind (or replace) the recipe's data, e.g. \"cifar10(root='~/data')\""
+        )
+
     c = sub.add_parser("check", help="report every diagnostic of the recipes")
     c.add_argument("files", nargs="+")
     c.add_argument("--json", action="store_true", help="print diagnostics as JSON")
@@ -152,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build and trace the models and dry-run the graph passes",
     )
     add_set(c)
+    add_bindings(c)
     c.set_defaults(func=cmd_check)
 
     co = sub.add_parser("compile", help="print the plan")
@@ -160,13 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--format", choices=["json", "text", "dot"], default="json")
     co.add_argument("--quiet", action="store_true", help="hide warnings and notes")
     add_set(co)
+    add_bindings(co)
     co.set_defaults(func=cmd_compile)
 
     r = sub.add_parser("run", help="execute a recipe or a plan")
     r.add_argument("file")
     add_set(r)
-    r.add_argument("--student", help='bind the student, e.g. "resnet18()"')
-    r.add_argument("--data", help="bind the data, e.g. \"cifar10(root='~/data')\"")
+    add_bindings(r)
     r.add_argument("--run-dir")
     r.add_argument("--resume", action="store_true")
     r.add_argument(

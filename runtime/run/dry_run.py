@@ -1,0 +1,132 @@
+"""``kdr check --models``: the preflight, then a dry run of the plan's graph passes on copies.
+
+No training: every graph pass runs on a deep copy of the model as the plan would leave it, so
+KDR500-KDR504 surface before any training, with estimates of params and MACs per pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from compiler.ops import CalibrateParams, SnapshotParams
+from compiler.plan import Plan
+from recipe_lang.diagnostics import Diagnostic, KdrError
+from runtime.data import DataBundle
+from runtime.metrics import count_macs, count_params
+from runtime.modelstore import ModelStore
+from runtime.run.inputs import load_data
+from runtime.run.preflight import preflight, with_span
+
+
+@dataclass
+class Estimate:
+    pass_id: str
+    op: str
+    model: str
+    params: int | None
+    macs: int | None
+
+
+@dataclass
+class ModelCheckReport:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    estimates: list[Estimate] = field(default_factory=list)
+
+    def table(self) -> str:
+        rows = [("pass", "op", "model", "params", "MACs")]
+        for e in self.estimates:
+            rows.append((e.pass_id, e.op, e.model, _n(e.params), _n(e.macs)))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        return "\n".join(
+            "  ".join(r[i].rjust(widths[i]) if i >= 3 else r[i].ljust(widths[i]) for i in range(5))
+            for r in rows
+        )
+
+
+def _n(x: int | None) -> str:
+    if x is None:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if x >= size:
+            return f"{x / size:.2f}{unit}"
+    return str(x)
+
+
+def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport:
+    """Apply the plan's graph passes to copies, without training, estimating params/MACs."""
+    from runtime.passes import PassContext, run_pass
+
+    report = ModelCheckReport()
+    shape = (data.in_channels, data.image_size, data.image_size)
+    example = data.example_batch(8)
+    models: dict[str, nn.Module] = {}
+
+    def current(name: str) -> nn.Module | None:
+        if name not in models:
+            live = store.models.get(name)
+            if live is None:
+                return None
+            models[name] = copy.deepcopy(live).cpu()
+        return models[name]
+
+    for name in store.models:
+        model = current(name)
+        if model is not None:
+            report.estimates.append(
+                Estimate("input", "input", name, count_params(model), count_macs(model, shape))
+            )
+    for p in plan.passes:
+        model = current(p.subject)
+        if model is None:
+            continue
+        if p.op == "snapshot":
+            models[str(p.params.name)] = copy.deepcopy(model)
+            continue
+        if not p.info.graph:
+            continue
+        ctx = PassContext(
+            example_inputs=example,
+            batches=lambda: data.train_batches(torch.Generator().manual_seed(0)),
+            options={"dry_run": True},
+        )
+        try:
+            params = p.params
+            if isinstance(params, CalibrateParams):  # an estimate needs observers, not ranges
+                params = params.model_copy(update={"batches": 1})
+            result = run_pass(p.op, model, params, ctx)
+        except KdrError as exc:
+            report.diagnostics += with_span(exc.diagnostics, p)
+            return report
+        models[p.subject] = result.module
+        report.estimates.append(
+            Estimate(
+                p.id, p.op, p.subject, count_params(result.module), count_macs(result.module, shape)
+            )
+        )
+    return report
+
+
+def check_plan(plan: Plan) -> ModelCheckReport:
+    """``kdr check --models``: preflight, then a dry run of the graph passes."""
+    try:
+        data = load_data(plan)
+        store = ModelStore(plan, data)
+        diags = preflight(plan, data, store)
+    except KdrError as exc:
+        return ModelCheckReport(diagnostics=[_file(d, plan) for d in exc.diagnostics])
+    if any(d.is_error for d in diags):
+        return ModelCheckReport(diagnostics=[_file(d, plan) for d in diags])
+    report = dry_run(plan, data, store)
+    report.diagnostics = [_file(d, plan) for d in diags + report.diagnostics]
+    return report
+
+
+def _file(d: Diagnostic, plan: Plan) -> Diagnostic:
+    return d.with_file(plan.source.path) if d.file == "<recipe>" else d
+
+
+__all__ = ["Estimate", "ModelCheckReport", "check_plan", "dry_run"]

@@ -1,0 +1,52 @@
+"""The run's inputs: data, per-pass seeds, and which models enter the pipeline."""
+
+from __future__ import annotations
+
+from compiler.plan import Plan
+from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.data import DataBundle, build_data
+
+
+def pass_seed(plan: Plan, index: int) -> int:
+    """The seed of pass ``index``: a resumed run reseeds every pass exactly as a fresh one."""
+    return (int(plan.settings.get("seed", 0)) * 1_000_003 + index * 7_919) % (2**31 - 1)
+
+
+def need_data(plan: Plan) -> KdrError:
+    first = plan.passes[0] if plan.passes else None
+    span = first.span if first is not None else None
+    return KdrError(
+        error(
+            "KDR207",
+            "this recipe needs data and none is declared or bound",
+            span,
+            Note(
+                kind="help",
+                message="declare `data = mnist10k()` or pass --data \"cifar10(root='~/data')\"",
+            ),
+        )
+    )
+
+
+def load_data(plan: Plan) -> DataBundle:
+    if plan.data is None:
+        raise need_data(plan)
+    seed = int(plan.settings.get("seed", 0))
+    return build_data(
+        plan.data["call"],
+        list(plan.data.get("args") or []),
+        dict(plan.data.get("kwargs") or {}),
+        seed=seed,
+    )
+
+
+def input_models(plan: Plan) -> list[str]:
+    """Models measured as they enter the pipeline: subjects and teachers, in order of use."""
+    order: list[str] = []
+    for p in plan.passes:
+        for name in (p.subject, *p.reads):
+            spec = plan.models.get(name)
+            if spec is None or spec.kind in ("snapshot", "ensemble") or name in order:
+                continue
+            order.append(name)
+    return order

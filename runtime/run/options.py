@@ -1,0 +1,30 @@
+"""What the runtime is asked to do: a bound plan and how to run it (the typed request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.plan import Plan
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    run_dir: Path
+    resume: bool = False
+    quiet: bool = False
+    progress: bool = False
+    #: Overrides the plan's ``set device`` (``--device``); None keeps the plan's.
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A plan (compiled and bound by the compiler) and the options of this run."""
+
+    plan: Plan
+    options: RunOptions
+
+    @staticmethod
+    def default_run_dir(plan: Plan) -> Path:
+        return Path(str(plan.settings.get("run_dir") or Path("runs") / plan.recipe))

@@ -1,0 +1,121 @@
+"""The preflight of every run: build the models and check them before any training.
+
+:func:`preflight` runs at the start of every ``kdr run``, before any training: every model
+buildable (KDR504), teachers' and students' outputs comparable (KDR501), an int8 engine for
+quantization (KDR503), and the models that traced passes act on traceable (KDR500). The dry run
+of the graph passes (:mod:`runtime.run.dry_run`) adds KDR502 and per-pass estimates.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compiler.plan import Plan, PlanPass
+from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
+from runtime.data import DataBundle
+from runtime.modelstore import ModelStore
+
+
+def with_span(diags: list[Diagnostic], p: PlanPass | None) -> list[Diagnostic]:
+    if p is None or p.span is None:
+        return diags
+    return [d if d.span is not None else d.model_copy(update={"span": p.span}) for d in diags]
+
+
+def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnostic]:
+    """Build every model and check the plan against them; returns the diagnostics."""
+    diags: list[Diagnostic] = []
+    example = data.example_batch(2)
+    first_use: dict[str, PlanPass] = {}
+    for p in plan.passes:
+        for name in (p.subject, *p.reads):
+            first_use.setdefault(name, p)
+    for name, p in first_use.items():
+        spec = plan.models.get(name)
+        if spec is None or spec.kind == "snapshot":
+            continue
+        try:
+            store.get(name)
+        except KdrError as exc:
+            diags += with_span(exc.diagnostics, p)
+    if diags:
+        return diags
+    for p in plan.passes:
+        if p.reads and not any(d.code == "KDR501" for d in diags):
+            diags += _check_logits(plan, store, p, example, data)
+    if any(p.op.startswith("quant.") for p in plan.passes):
+        diags += _check_engine(plan)
+    diags += _check_traceable(plan, store)
+    return diags
+
+
+def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
+    """KDR500 before any training: every model a traced graph pass will act on traces."""
+    from runtime.passes.trace import trace
+
+    out: list[Diagnostic] = []
+    seen: set[str] = set()
+    for p in plan.passes:
+        if not p.info.traced or p.subject in seen:
+            continue
+        seen.add(p.subject)
+        model = store.models.get(p.subject)
+        if model is None:
+            continue
+        try:
+            trace(model)
+        except KdrError as exc:
+            out += with_span(exc.diagnostics, p)
+    return out
+
+
+def _check_logits(
+    plan: Plan, store: ModelStore, p: PlanPass, example: torch.Tensor, data: DataBundle
+) -> list[Diagnostic]:
+    student = store.models.get(p.subject)
+    if student is None:  # a snapshot taken later: same outputs as its source
+        return []
+    s_out = _outputs(student, example)
+    out: list[Diagnostic] = []
+    for teacher_name in p.reads:
+        teacher = store.models.get(teacher_name)
+        if teacher is None:
+            continue
+        t_out = _outputs(teacher, example)
+        if t_out.shape != s_out.shape:
+            out.append(
+                error(
+                    "KDR501",
+                    f"teacher `{teacher_name}` gives {t_out.shape[-1]} outputs but `{p.subject}` "
+                    f"gives {s_out.shape[-1]} (the data has {data.num_classes} classes)",
+                    p.span,
+                    Note(
+                        kind="help",
+                        message=f"fine-tune `{teacher_name}` on the data first "
+                        f"(`finetune {teacher_name} for N epochs`), or build it with "
+                        f"num_classes={data.num_classes}",
+                    ),
+                )
+            )
+    return out
+
+
+def _check_engine(plan: Plan) -> list[Diagnostic]:
+    try:
+        from runtime.passes.quant import select_engine
+
+        select_engine()
+    except KdrError as exc:
+        first = next(p for p in plan.passes if p.op.startswith("quant."))
+        return with_span(exc.diagnostics, first)
+    except ImportError:
+        return []
+    return []
