@@ -84,7 +84,8 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
         if model is None:
             continue
         if p.op == "snapshot":
-            models[str(p.params.name)] = copy.deepcopy(model)
+            assert isinstance(p.params, SnapshotParams)
+            models[p.params.name] = copy.deepcopy(model)
             continue
         if not p.info.graph:
             continue
