@@ -14,7 +14,7 @@ from compiler import stages
 from compiler.driver import compile_source
 from compiler.plan import schema_json
 from compiler.settings import DEFAULT_SETTINGS
-from recipe_lang.builder import KEYWORDS
+from recipe_lang.grammar import KEYWORDS
 from recipe_lang.codes import CATALOGUE
 
 DOCS = ROOT / "docs"
