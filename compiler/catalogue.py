@@ -21,6 +21,16 @@ from recipe_lang.codes import (
     describe,
 )
 
+#: The model-aware examples use tiny models and data so that a test can check each in seconds.
+_DATA = "data = mnist10k(batch_size=8)\n"
+_TINY = _DATA + "model student = convnet(width=4)\n"
+#: `gated_net` (tests/fixtures/models/mymodels.py) branches on its input's values in `gate`.
+_GATED = (
+    "# mymodels.gated_net: its `gate` block branches on the values of its input\n"
+    + _DATA
+    + 'model student = "mymodels:gated_net"()\ntrain student for 1 step\n'
+)
+
 #: Codes raised while resolving names and checking values and declarations.
 VALUE_CODES: tuple[CodeInfo, ...] = (
     code_info(
@@ -122,8 +132,9 @@ A stage needs data (training, distillation, calibration, evaluation, taylor impo
 recipe declares none and none was bound with `--data`. Declare `data = mnist10k()` or pass
 `--data "cifar10(root='~/data')"`.
 """,
-        "# kdr run (no data declared)\n" + EXAMPLE_HEAD + "train student for 1 epoch",
-        "data = mnist10k()\n" + EXAMPLE_HEAD + "train student for 1 epoch",
+        "# kdr check --models (no data declared, none bound with --data)\n"
+        "model student = convnet(width=4)\ntrain student for 1 step",
+        _TINY + "train student for 1 step",
         model_aware=True,
     ),
 )
@@ -139,8 +150,8 @@ A graph pass needs a torch.fx trace of the model and tracing failed (data-depend
 flow, unsupported operations). The message names the module and the operation; scope it out
 with `except <module>` or make it a leaf.
 """,
-        EXAMPLE_HEAD + "prune student 50% channels",
-        EXAMPLE_HEAD + "prune student 50% channels",
+        _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
+        _GATED + "then prune student 50% channels except gate with lr 0.01 for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -152,8 +163,11 @@ Distillation compares the teacher's and the student's logits class by class, so 
 the same number of outputs. A zoo teacher with 1000 ImageNet classes must be fine-tuned on the
 data first (`finetune teacher for N epochs`).
 """,
-        EXAMPLE_HEAD + "distill student from teacher",
-        EXAMPLE_HEAD + "distill student from teacher",
+        _DATA + "model teacher = convnet(width=4, num_classes=5)\n"
+        "model student = convnet(width=4)\n"
+        "train teacher for 1 step\nthen distill student from teacher for 1 step",
+        _DATA + "model teacher = convnet(width=4)\nmodel student = convnet(width=4)\n"
+        "train teacher for 1 step\nthen distill student from teacher for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -164,8 +178,9 @@ data first (`finetune teacher for N epochs`).
 The pruning ratio or budget would empty a layer, or the budget cannot be met by structured
 pruning of this model. Lower the ratio, loosen the budget or scope layers out.
 """,
-        EXAMPLE_HEAD + "prune student to 10 params",
-        EXAMPLE_HEAD + "prune student to 40% params",
+        _TINY + "train student for 1 step\nthen prune student to 10 params with lr 0.01 for 1 step",
+        _TINY + "train student for 1 step\n"
+        "then prune student to 40% params with lr 0.01 for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -176,8 +191,10 @@ pruning of this model. Lower the ratio, loosen the budget or scope layers out.
 No int8 engine (x86/fbgemm or qnnpack) is available on this machine for the requested
 quantization. Run on a machine with one, or drop the `quantize` stage.
 """,
-        EXAMPLE_HEAD + "quantize student int8",
-        EXAMPLE_HEAD + "quantize student int8",
+        "# on a machine whose PyTorch has no int8 engine\n"
+        + _TINY
+        + "train student for 1 step\nthen quantize student int8",
+        "# on a machine whose PyTorch has no int8 engine\n" + _TINY + "train student for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -188,8 +205,8 @@ quantization. Run on a machine with one, or drop the `quantize` stage.
 A constructor or factory that does not exist or rejects its arguments, weights that cannot be
 loaded (missing file, not a state dict, mismatched shapes), or a dataset that cannot be read.
 """,
-        "model student = convnet(widht=16)\ntrain student for 1 epoch",
-        "model student = convnet(width=16)\ntrain student for 1 epoch",
+        _DATA + "model student = convnet(widht=4)\ntrain student for 1 step",
+        _TINY + "train student for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -198,11 +215,13 @@ loaded (missing file, not a state dict, mismatched shapes), or a dataset that ca
         "export failed",
         """
 The model could not be written in the requested format: torch.export, TorchScript or the ONNX
-exporter rejected it (int8 torch.fx models, for instance, may not export to ONNX). The message
-quotes the exporter's reason; try another format (`checkpoint` always works).
+exporter rejected it (int8 torch.fx models, for instance, do not export with torch.export). The
+message quotes the exporter's reason; try another format (`checkpoint` always works).
 """,
-        'model student = convnet(width=16)\nexport student onnx "s.onnx"',
-        'model student = convnet(width=16)\nexport student checkpoint "s.pt"',
+        _TINY + "train student for 1 step\nthen quantize student int8\n"
+        'then export student pt2 "s.pt2"',
+        _TINY + "train student for 1 step\nthen quantize student int8\n"
+        'then export student checkpoint "s.pt"',
         model_aware=True,
     ),
     code_info(
