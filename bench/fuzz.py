@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
 from compiler.driver import compile_source  # noqa: E402
 from compiler.plan import Plan  # noqa: E402
 from recipe_lang.diagnostics import render_all, to_json  # noqa: E402
+from recipe_lang.grammar import KEYWORDS as GRAMMAR_KEYWORDS  # noqa: E402
 from recipe_lang.parser import parse  # noqa: E402
 from recipe_lang.printer import format_recipe  # noqa: E402
 
@@ -94,7 +95,9 @@ def _significant(toks: Sequence[str]) -> list[int]:
     return [i for i, t in enumerate(toks) if not t.isspace()]
 
 
-KEYWORDS = [
+#: The grammar's reserved words (derived from its terminals, so a new keyword is fuzzed too).
+KEYWORDS = sorted(GRAMMAR_KEYWORDS)
+WORDS = [
     "recipe",
     "param",
     "set",

@@ -113,7 +113,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from recipe_lang.codes import CATALOGUE, explain
+    from compiler.catalogue import CATALOGUE, explain
 
     text = explain(args.code)
     if text is None:

@@ -12,9 +12,17 @@ from functools import cache
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from recipe_lang.diagnostics import Diagnostic, Note, Span, error
+from recipe_lang.grammar import (
+    DECL_TOKENS,
+    KEYWORD_TOKENS,
+    PUNCTUATION_TOKENS,
+    STAGE_TOKENS,
+    grammar,
+)
 
-#: What each terminal means, in words.
-TOKEN_WORDS: dict[str, str] = {
+#: What each terminal means, in words: every fixed-string terminal of the grammar is itself in
+#: backquotes (`then`, `(`), and these are described.
+_DESCRIBED: dict[str, str] = {
     "NAME": "a name",
     "DOTTED_NAME": "a name",
     "NUMBER": "a number",
@@ -24,36 +32,12 @@ TOKEN_WORDS: dict[str, str] = {
     "STRING": 'a string like "path"',
     "GLOB": "a module pattern like `layer3.*`",
     "FOR": 'a duration like "for 3 epochs"',
-    "THEN": "`then`",
-    "WITH": "`with`",
-    "FROM": "`from`",
-    "AS": "`as`",
-    "BY": "`by`",
-    "IN": "`in`",
-    "EXCEPT": "`except`",
-    "TO": "`to`",
-    "CALIBRATE": "`calibrate`",
-    "EQUAL": "`=`",
-    "COMMA": "`,`",
-    "LPAR": "`(`",
-    "RPAR": "`)`",
-    "LBRACE": "`{`",
-    "RBRACE": "`}`",
     "$END": "the end of the recipe",
 }
-STAGE_TOKENS = {
-    "TRAIN",
-    "FINETUNE",
-    "DISTILL",
-    "SNAPSHOT",
-    "PRUNE",
-    "REPLACE",
-    "QUANTIZE",
-    "EVALUATE",
-    "EXPORT",
-    "REPEAT",
+TOKEN_WORDS: dict[str, str] = {
+    **{name: f"`{text}`" for name, text in {**KEYWORD_TOKENS, **PUNCTUATION_TOKENS}.items()},
+    **_DESCRIBED,
 }
-DECL_TOKENS = {"RECIPE", "PARAM", "SET", "DATA", "MODEL"}
 
 #: label -> (message, help, malformed examples). The label is what tests refer to.
 MISTAKES: dict[str, tuple[str, str, list[str]]] = {
@@ -167,8 +151,6 @@ def _state_of(exc: UnexpectedInput) -> object:
 @cache
 def _example_states(start: str) -> list[tuple[str, object, str | None]]:
     """(label, state, token type) of every malformed example, parsed once per start rule."""
-    from recipe_lang.parser import grammar
-
     out: list[tuple[str, object, str | None]] = []
     for label, (_, _, examples) in MISTAKES.items():
         for example in examples:

@@ -14,68 +14,23 @@ their own (see :mod:`recipe_lang.friendly`).
 from __future__ import annotations
 
 import gc
-import os
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import cast
 
-from lark import Lark, Token, Tree
+from lark import Token, Tree
 from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 
 from recipe_lang import ast
-from recipe_lang.builder import AstBuilder, build_ast, token_span
+from recipe_lang.builder import AstBuilder, build_ast
 from recipe_lang.diagnostics import Diagnostic, KdrError, Span, error, internal_error
-from recipe_lang.friendly import DECL_TOKENS, STAGE_TOKENS, describe_syntax_error
+from recipe_lang.friendly import describe_syntax_error
+from recipe_lang.grammar import STATEMENT_START, STATEMENT_TOKENS, STATEMENT_WORDS, grammar
+from recipe_lang.spans import token_span
 
-#: Statement starts used to resynchronise after a syntax error.
-_SYNC = re.compile(
-    r"^[ \t]*(recipe|param|set|data|model|then|train|finetune|distill|snapshot|prune|replace"
-    r"|quantize|evaluate|export|repeat)\b",
-    re.MULTILINE,
-)
-_STATEMENT_TOKENS = STAGE_TOKENS | DECL_TOKENS | {"THEN"}
 #: The most syntax errors reported from one file (later ones are usually echoes).
 MAX_SYNTAX_ERRORS = 20
-
-
-@cache
-def grammar() -> Lark:
-    options = {
-        "parser": "lalr",
-        "lexer": "contextual",
-        "propagate_positions": False,
-        "maybe_placeholders": True,
-        "start": ["start", "resume", "param_value"],
-    }
-    # Building the LALR tables is most of a cold `kdr check`; lark can cache them. The cache is
-    # a pickle, so it lives in the user's own cache directory (never a shared temp directory),
-    # keyed by the grammar's content; any problem with it falls back to building the tables.
-    cache = _cache_path()
-    if cache is not None:
-        try:
-            return Lark.open("kdr.lark", rel_to=__file__, cache=str(cache), **options)
-        except Exception:  # an unreadable or stale cache: build without it
-            pass
-    return Lark.open("kdr.lark", rel_to=__file__, **options)
-
-
-def _cache_path() -> Path | None:
-    if os.environ.get("KDR_NO_GRAMMAR_CACHE"):
-        return None
-    import hashlib
-
-    import lark
-
-    text = (Path(__file__).parent / "kdr.lark").read_bytes()
-    key = hashlib.sha256(text + lark.__version__.encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdr"
-    try:
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        return None
-    return base / f"grammar-{key}.lark.cache"
 
 
 @dataclass
@@ -112,7 +67,7 @@ def _misread_keyword(exc: UnexpectedInput) -> Token | None:
         return None
     stack = getattr(getattr(exc, "state", None), "value_stack", None)
     top = stack[-1] if stack else None
-    if isinstance(top, Token) and top.type == "NAME" and top.upper() in _STATEMENT_TOKENS:
+    if isinstance(top, Token) and top.type == "NAME" and str(top) in STATEMENT_WORDS:
         return top
     return None
 
@@ -141,12 +96,12 @@ def _next_sync(text: str, exc: UnexpectedInput, after: int, floor: int) -> int |
     misread = _misread_keyword(exc)
     if misread is not None and misread.start_pos is not None and misread.start_pos > floor:
         return misread.start_pos
-    if isinstance(exc, UnexpectedToken) and exc.token.type in _STATEMENT_TOKENS and after > floor:
+    if isinstance(exc, UnexpectedToken) and exc.token.type in STATEMENT_TOKENS and after > floor:
         return after
     line_end = text.find("\n", after)
     if line_end < 0:
         return None
-    m = _SYNC.search(text, line_end + 1)
+    m = STATEMENT_START.search(text, line_end + 1)
     return m.start() if m else None
 
 

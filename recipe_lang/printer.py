@@ -19,9 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from recipe_lang import ast
-
-#: Prune option words printed before `by` (the others follow it).
-_PRUNE_KINDS = frozenset({"channels", "weights"})
+from recipe_lang.words import PRUNE_KINDS
 
 
 def value(v: ast.Value | ast.Num) -> str:
@@ -40,7 +38,7 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 
 def string(text: str) -> str:
-    # Only the escapes the lexer decodes (see builder.decode_string); JSON's `\u0001` or `\r`
+    # Only the escapes the lexer decodes (see spans.decode_string); JSON's `\u0001` or `\r`
     # would read back as `u0001` / `r`. Every other character is written as it is.
     return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
 
@@ -110,8 +108,8 @@ def stage_head(s: ast.Stage) -> str:
             amount = value(s.amount) if s.amount is not None else ""
         # The spec's order: `50% channels by l1 global`: the kind of pruning before `by`,
         # every other word (local/global, unknown ones) after it.
-        kind = [w.value for w in s.words if w.value in _PRUNE_KINDS]
-        rest = [w.value for w in s.words if w.value not in _PRUNE_KINDS]
+        kind = [w.value for w in s.words if w.value in PRUNE_KINDS]
+        rest = [w.value for w in s.words if w.value not in PRUNE_KINDS]
         parts = ["prune", *_subject(s), amount, *kind]
         if s.criterion:
             parts.append(f"by {s.criterion.value}")

@@ -2,12 +2,13 @@
 
 Each rule is ``check(program) -> list[Diagnostic]``: a plain function over the lowered
 program (see ``compiler.program`` and ``compiler.state``), so a rule can be read, tested and
-documented on its own.
+documented on its own. Each module also exports ``ENTRY``, its catalogue entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from compiler.program import Program
 from compiler.rules import (
@@ -24,32 +25,46 @@ from compiler.rules import (
     unrecovered_change,
     unstructured_pruning,
 )
+from recipe_lang.codes import CodeInfo
 from recipe_lang.diagnostics import Diagnostic
 
 Rule = Callable[[Program], list[Diagnostic]]
 
-#: (code, rule) in the order they run.
-RULES: tuple[tuple[str, Rule], ...] = (
-    ("KDR200", after_int8.check),
-    ("KDR201", qat_needs_training.check),
-    ("KDR202", ptq_no_training.check),
-    ("KDR203", quantized_twice.check),
-    ("KDR204", teacher_trained.check),
-    ("KDR205", self_distillation.check),
-    ("KDR300", unrecovered_change.check),
-    ("KDR301", unstructured_pruning.check),
-    ("KDR302", replace_after_prune.check),
-    ("KDR303", consecutive_graph_stages.check),
-    ("KDR304", distillation_settings.check),
-    ("KDR400", distillation_available.check),
+
+class RegisteredRule(NamedTuple):
+    """A rule with the code it raises and its catalogue entry (``kdr explain``, the docs)."""
+
+    code: str
+    check: Rule
+    entry: CodeInfo
+
+
+def _rule(check: Rule, entry: CodeInfo) -> RegisteredRule:
+    return RegisteredRule(entry.code, check, entry)
+
+
+#: The rules in the order they run; each module exports ``check`` and its ``ENTRY``.
+RULES: tuple[RegisteredRule, ...] = (
+    _rule(after_int8.check, after_int8.ENTRY),
+    _rule(qat_needs_training.check, qat_needs_training.ENTRY),
+    _rule(ptq_no_training.check, ptq_no_training.ENTRY),
+    _rule(quantized_twice.check, quantized_twice.ENTRY),
+    _rule(teacher_trained.check, teacher_trained.ENTRY),
+    _rule(self_distillation.check, self_distillation.ENTRY),
+    _rule(unrecovered_change.check, unrecovered_change.ENTRY),
+    _rule(unstructured_pruning.check, unstructured_pruning.ENTRY),
+    _rule(replace_after_prune.check, replace_after_prune.ENTRY),
+    _rule(consecutive_graph_stages.check, consecutive_graph_stages.ENTRY),
+    _rule(distillation_settings.check, distillation_settings.ENTRY),
+    _rule(distillation_available.check, distillation_available.ENTRY),
 )
 
 
 def check_all(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    for _, rule in RULES:
-        out.extend(rule(program))
+    for rule in RULES:
+        out.extend(rule.check(program))
     return out
 
 
-__all__ = ["RULES", "Rule", "check_all"]
+__all__ = ["RULES", "RegisteredRule", "Rule", "check_all"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import walk
+from recipe_lang.codes import EXAMPLE_HEAD, EXAMPLE_TRAINED, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
 
 #: Stages that may act on an int8 model (snapshot only copies it; quantize is KDR203's).
@@ -31,3 +32,21 @@ def check(program: Program) -> list[Diagnostic]:
             )
         )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR200` and docs/rules.md.
+ENTRY = code_info(
+    "KDR200",
+    "error",
+    "change after int8 conversion",
+    """
+After `quantize ... int8` converts a model, its weights are int8 and its graph is fixed: it can
+no longer be trained, distilled, pruned, replaced or quantized. Only `evaluate` and `export` may
+follow. Move the stage before the quantization, or use `quantize int8 qat with ... for N epochs`
+to train with quantization in the loop.
+""",
+    EXAMPLE_HEAD + "train student for 3 epochs\nthen quantize student int8\n"
+    "then prune student 50% channels",
+    EXAMPLE_TRAINED + "then prune student 50% channels "
+    "with distill from teacher for 1 epoch\nthen quantize student int8",
+)

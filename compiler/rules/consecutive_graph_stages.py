@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from compiler.program import Program, Step
 from compiler.state import walk
+from recipe_lang.codes import EXAMPLE_TRAINED, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, warning
 
 
@@ -38,3 +39,19 @@ def check(program: Program) -> list[Diagnostic]:
                 )
             previous[step.subject] = _kind(step)
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR303` and docs/rules.md.
+ENTRY = code_info(
+    "KDR303",
+    "warning",
+    "consecutive graph stages of one kind",
+    """
+Two prune (or two replace) stages in a row with no training between them act like one larger
+stage; merge them, or train between them (an iterative schedule: `repeat N { prune P% then
+distill from T for 1 epoch }`).
+""",
+    EXAMPLE_TRAINED + "then prune student 20% channels\n"
+    "then prune student 20% channels with distill from teacher for 1 epoch",
+    EXAMPLE_TRAINED + "then prune student 36% channels with distill from teacher for 1 epoch",
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import walk
+from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, note
 
 
@@ -40,3 +41,22 @@ def check(program: Program) -> list[Diagnostic]:
             )
         )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR400` and docs/rules.md.
+ENTRY = code_info(
+    "KDR400",
+    "note",
+    "distillation is available",
+    """
+A training stage runs without distillation while a trained teacher is available. Knowledge
+distillation is orthogonal to pruning, quantization and regularization (Park, Yoo, Kwak 2020):
+its gain adds to theirs, so use it as the recovery signal, e.g. `with distill from T`.
+""",
+    EXAMPLE_HEAD + "train teacher for 3 epochs\n"
+    "then distill student from teacher for 3 epochs\n"
+    "then prune student 50% channels with lr 0.01 for 1 epoch",
+    EXAMPLE_HEAD + "train teacher for 3 epochs\n"
+    "then distill student from teacher for 3 epochs\n"
+    "then prune student 50% channels with distill from teacher for 1 epoch",
+)

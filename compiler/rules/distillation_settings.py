@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compiler.program import Program
+from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, warning
 
 MAX_USUAL_TEMPERATURE = 20.0
@@ -37,3 +38,19 @@ def check(program: Program) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR304` and docs/rules.md.
+ENTRY = code_info(
+    "KDR304",
+    "warning",
+    "distillation without effect or with an unusual temperature",
+    """
+With alpha 0 the distillation term has no weight and the stage is plain training; a temperature
+above 20 flattens the teacher's distribution so much that it carries little information.
+""",
+    EXAMPLE_HEAD + "train teacher for 3 epochs\n"
+    "then distill student from teacher alpha 0 for 3 epochs",
+    EXAMPLE_HEAD + "train teacher for 3 epochs\n"
+    "then distill student from teacher alpha 0.9 for 3 epochs",
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import walk
+from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
 
 
@@ -22,3 +23,18 @@ def check(program: Program) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR203` and docs/rules.md.
+ENTRY = code_info(
+    "KDR203",
+    "error",
+    "quantized twice",
+    """
+A model is quantized twice. The first conversion already produced int8 kernels; drop the
+second `quantize`.
+""",
+    EXAMPLE_HEAD + "train student for 3 epochs\nthen quantize student int8\n"
+    "then quantize student int8",
+    EXAMPLE_HEAD + "train student for 3 epochs\nthen quantize student int8",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compiler.program import Program
+from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
 
 
@@ -32,3 +33,18 @@ def check(program: Program) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR205` and docs/rules.md.
+ENTRY = code_info(
+    "KDR205",
+    "error",
+    "self-distillation without a snapshot",
+    """
+A model cannot distill from itself while it changes: the teacher would move with the student.
+Freeze a copy first with `snapshot M as NAME`, then distill from NAME.
+""",
+    EXAMPLE_HEAD + "train student for 3 epochs then distill student from student for 1 epoch",
+    EXAMPLE_HEAD + "train student for 3 epochs\nthen snapshot student as dense\n"
+    "then distill student from dense for 1 epoch",
+)

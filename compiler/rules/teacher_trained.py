@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import walk
+from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
 
 
@@ -30,3 +31,18 @@ def check(program: Program) -> list[Diagnostic]:
             )
         )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR204` and docs/rules.md.
+ENTRY = code_info(
+    "KDR204",
+    "error",
+    "teacher without trained weights",
+    """
+A teacher must hold trained weights when it is used: loaded `from` a file, given `weights=...`,
+trained earlier in the pipeline, a snapshot of a trained model, or an ensemble of such.
+Distilling from randomly initialised weights teaches the student noise.
+""",
+    EXAMPLE_HEAD + "distill student from teacher for 3 epochs",
+    EXAMPLE_HEAD + "train teacher for 3 epochs\nthen distill student from teacher for 3 epochs",
+)

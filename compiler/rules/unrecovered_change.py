@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import States
+from recipe_lang.codes import EXAMPLE_HEAD, EXAMPLE_TRAINED, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, Span, warning
 
 
@@ -43,3 +44,20 @@ def check(program: Program) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+#: The catalogue entry behind `kdr explain KDR300` and docs/rules.md.
+ENTRY = code_info(
+    "KDR300",
+    "warning",
+    "structural change never recovered",
+    """
+Pruning and cheap-convolution replacement remove capacity; without training afterwards the
+model usually loses accuracy. Add a recovery clause (`with distill from T for N epochs`) or a
+training stage before the end of the pipeline or the next export.
+""",
+    EXAMPLE_HEAD + "train student for 3 epochs\nthen prune student 50% channels\n"
+    'then export student onnx "s.onnx"',
+    EXAMPLE_TRAINED + "then prune student 50% channels with distill from teacher for 1 epoch\n"
+    'then export student onnx "s.onnx"',
+)

@@ -11,11 +11,11 @@ import pytest
 from kdr_golden import ROOT
 
 from compiler import vocab as stages
+from compiler.catalogue import CATALOGUE
 from compiler.driver import compile_source
 from compiler.plan import schema_json
 from compiler.settings import DEFAULT_SETTINGS
-from recipe_lang.builder import KEYWORDS
-from recipe_lang.codes import CATALOGUE
+from recipe_lang.grammar import KEYWORDS
 
 DOCS = ROOT / "docs"
 LANGUAGE = (DOCS / "language.md").read_text(encoding="utf-8")

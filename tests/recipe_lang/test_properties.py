@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recipe_lang import ast
-from recipe_lang.builder import _PRECISION, KEYWORDS, OPTION_ORDER, WORD_ORDER
 from recipe_lang.diagnostics import Span, render_all
+from recipe_lang.grammar import KEYWORDS
 from recipe_lang.parser import parse
 from recipe_lang.printer import format_recipe
+from recipe_lang.words import OPTION_ORDER, PRECISION, WORD_ORDER
 
 # Deterministic and fast: no example database, derandomized, a fixed budget per test.
 PROFILE = settings(
@@ -55,7 +56,7 @@ _SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 idents = names.map(lambda n: ast.Ident(span=S, value=n))
 precisions = st.sampled_from(["int8", "uint8", "int4", "fp16", "bf16", "float32"])
-quantize_subjects = names.filter(lambda n: not _PRECISION.match(n))
+quantize_subjects = names.filter(lambda n: not PRECISION.match(n))
 
 
 def number(text: str) -> ast.Number:

@@ -1,0 +1,258 @@
+"""The full code catalogue behind ``kdr explain`` and ``docs/rules.md``, in code order.
+
+Each layer documents what it raises: the syntax codes come from :mod:`recipe_lang.codes`, each
+compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
+rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR105,
+KDR206, KDR207) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
+(KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
+
+>>> explain("kdr204").splitlines()[0]
+'KDR204 (error): teacher without trained weights'
+"""
+
+from __future__ import annotations
+
+from compiler.rules import RULES
+from recipe_lang.codes import (
+    EXAMPLE_HEAD,
+    SYNTAX_CODES,
+    CodeInfo,
+    code_info,
+    describe,
+)
+
+#: The model-aware examples use tiny models and data so that a test can check each in seconds.
+_DATA = "data = mnist10k(batch_size=8)\n"
+_TINY = _DATA + "model student = convnet(width=4)\n"
+#: `gated_net` (tests/fixtures/models/mymodels.py) branches on its input's values in `gate`.
+_GATED = (
+    "# mymodels.gated_net: its `gate` block branches on the values of its input\n"
+    + _DATA
+    + 'model student = "mymodels:gated_net"()\ntrain student for 1 step\n'
+)
+
+#: Codes raised while resolving names and checking values and declarations.
+VALUE_CODES: tuple[CodeInfo, ...] = (
+    code_info(
+        "KDR100",
+        "error",
+        "unknown name",
+        """
+A name that is not declared and cannot be bound: a model, a `$param`, a `set` key, an option
+value or a constructor. kdr suggests the closest name in scope. Models named `student` and the
+data may be left undeclared (they are bound at run time with `--student` / `--data`); a bare
+name used as a teacher is taken to be a model-zoo constructor such as `resnet50`.
+""",
+        EXAMPLE_HEAD + "train teacher for $epochs epochs",
+        "param epochs = 3\n" + EXAMPLE_HEAD + "train teacher for $epochs epochs",
+    ),
+    code_info(
+        "KDR101",
+        "error",
+        "duplicate declaration",
+        """
+A model, param, data or snapshot name is declared twice, or an option or setting is given
+twice. Each name must be declared once; rename one of them.
+""",
+        EXAMPLE_HEAD + "model student = convnet(width=8)\ntrain student for 1 epoch",
+        EXAMPLE_HEAD + "model tiny = convnet(width=8)\ntrain student for 1 epoch",
+    ),
+    code_info(
+        "KDR102",
+        "error",
+        "value out of range",
+        """
+A value outside its allowed range: prune 0% or >= 100%, temperature <= 0, alpha outside [0, 1],
+epochs or steps <= 0, label_smoothing outside [0, 1), mixup/cutmix <= 0, calibrate <= 0,
+repeat < 1, a learning rate <= 0. The rule catalogue lists every limit.
+""",
+        EXAMPLE_HEAD + "train student for 3 epochs then prune student 100% channels",
+        EXAMPLE_HEAD + "train student for 3 epochs\n"
+        "then prune student 50% channels with lr 0.01 for 1 epoch",
+    ),
+    code_info(
+        "KDR103",
+        "error",
+        "unknown or misplaced option",
+        """
+An option word that the stage does not know (`prune by foo`, `quantize int3`), or one that does
+not fit where it is (`calibrate` on `qat`, two granularities in one stage). The message lists
+the accepted words and suggests the closest.
+""",
+        EXAMPLE_HEAD + "train student for 3 epochs then prune student 50% chanels",
+        EXAMPLE_HEAD + "train student for 3 epochs\n"
+        "then prune student 50% channels with lr 0.01 for 1 epoch",
+    ),
+    code_info(
+        "KDR104",
+        "error",
+        "wrong kind of value",
+        """
+A value of the wrong kind: a string where a number is needed, a count where a percentage is
+needed (`prune 50` instead of `prune 50%`), a fraction of an epoch, or a duration unit other than
+epochs or steps.
+""",
+        EXAMPLE_HEAD + "train student for 3 epochs then prune student 50 channels",
+        EXAMPLE_HEAD + "train student for 3 epochs\n"
+        "then prune student 50% channels with lr 0.01 for 1 epoch",
+    ),
+    code_info(
+        "KDR105",
+        "error",
+        "bad --set override",
+        """
+`--set NAME=VALUE` names no `param` of the recipe, or its value does not parse as a recipe
+value (a number, a percentage, a string, a name or a call). Declare the param first.
+""",
+        "# kdr check --set epochs=2\n" + EXAMPLE_HEAD + "train student for 3 epochs",
+        "# kdr check --set epochs=2\nparam epochs = 3\n"
+        + EXAMPLE_HEAD
+        + "train student for $epochs epochs",
+    ),
+    code_info(
+        "KDR206",
+        "error",
+        "bad ensemble",
+        """
+`ensemble(a, b, ...)` averages its members' logits; it needs at least two members, each a
+declared model.
+""",
+        EXAMPLE_HEAD + "model pair = ensemble(teacher)\ntrain teacher for 1 epoch\n"
+        "then distill student from pair for 1 epoch",
+        EXAMPLE_HEAD + "model other = convnet(width=24)\nmodel pair = ensemble(teacher, other)\n"
+        "train teacher for 1 epoch\nthen train other for 1 epoch\n"
+        "then distill student from pair for 1 epoch",
+    ),
+    code_info(
+        "KDR207",
+        "error",
+        "no data",
+        """
+A stage needs data (training, distillation, calibration, evaluation, taylor importance) and the
+recipe declares none and none was bound with `--data`. Declare `data = mnist10k()` or pass
+`--data "cifar10(root='~/data')"`.
+""",
+        "# kdr check --models (no data declared, none bound with --data)\n"
+        "model student = convnet(width=4)\ntrain student for 1 step",
+        _TINY + "train student for 1 step",
+        model_aware=True,
+    ),
+)
+
+#: Codes raised by the model-aware checks (they build the models, so they need the runtime).
+MODEL_AWARE_CODES: tuple[CodeInfo, ...] = (
+    code_info(
+        "KDR500",
+        "error",
+        "model cannot be traced",
+        """
+A graph pass needs a torch.fx trace of the model and tracing failed (data-dependent control
+flow, unsupported operations). The message names the module and the operation; scope it out
+with `except <module>` or make it a leaf.
+""",
+        _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
+        _GATED + "then prune student 50% channels except gate with lr 0.01 for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR501",
+        "error",
+        "teacher and student outputs differ",
+        """
+Distillation compares the teacher's and the student's logits class by class, so both must have
+the same number of outputs. A zoo teacher with 1000 ImageNet classes must be fine-tuned on the
+data first (`finetune teacher for N epochs`).
+""",
+        _DATA + "model teacher = convnet(width=4, num_classes=5)\n"
+        "model student = convnet(width=4)\n"
+        "train teacher for 1 step\nthen distill student from teacher for 1 step",
+        _DATA + "model teacher = convnet(width=4)\nmodel student = convnet(width=4)\n"
+        "train teacher for 1 step\nthen distill student from teacher for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR502",
+        "error",
+        "pruning cannot be done",
+        """
+The pruning ratio or budget would empty a layer, or the budget cannot be met by structured
+pruning of this model. Lower the ratio, loosen the budget or scope layers out.
+""",
+        _TINY + "train student for 1 step\nthen prune student to 10 params with lr 0.01 for 1 step",
+        _TINY + "train student for 1 step\n"
+        "then prune student to 40% params with lr 0.01 for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR503",
+        "error",
+        "no quantization engine",
+        """
+No int8 engine (x86/fbgemm or qnnpack) is available on this machine for the requested
+quantization. Run on a machine with one, or drop the `quantize` stage.
+""",
+        "# on a machine whose PyTorch has no int8 engine\n"
+        + _TINY
+        + "train student for 1 step\nthen quantize student int8",
+        "# on a machine whose PyTorch has no int8 engine\n" + _TINY + "train student for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR504",
+        "error",
+        "cannot build or load a model or data",
+        """
+A constructor or factory that does not exist or rejects its arguments, weights that cannot be
+loaded (missing file, not a state dict, mismatched shapes), or a dataset that cannot be read.
+""",
+        _DATA + "model student = convnet(widht=4)\ntrain student for 1 step",
+        _TINY + "train student for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR505",
+        "error",
+        "export failed",
+        """
+The model could not be written in the requested format: torch.export, TorchScript or the ONNX
+exporter rejected it (int8 torch.fx models, for instance, do not export with torch.export). The
+message quotes the exporter's reason; try another format (`checkpoint` always works).
+""",
+        _TINY + "train student for 1 step\nthen quantize student int8\n"
+        'then export student pt2 "s.pt2"',
+        _TINY + "train student for 1 step\nthen quantize student int8\n"
+        'then export student checkpoint "s.pt"',
+        model_aware=True,
+    ),
+    code_info(
+        "KDR999",
+        "error",
+        "internal error",
+        """
+kdr itself failed. This is a bug: please report it with the recipe and the command.
+""",
+        "",
+        "",
+        model_aware=True,
+    ),
+)
+
+#: Every code kdr can emit, in code order.
+CATALOGUE: dict[str, CodeInfo] = dict(
+    sorted(
+        {
+            **SYNTAX_CODES,
+            **{rule.code: rule.entry for rule in RULES},
+            **{c.code: c for c in VALUE_CODES + MODEL_AWARE_CODES},
+        }.items()
+    )
+)
+
+
+def explain(code: str) -> str | None:
+    """The long text of ``code`` for ``kdr explain``, or None if unknown."""
+    info = CATALOGUE.get(code.upper())
+    return describe(info) if info is not None else None
+
+
+__all__ = ["CATALOGUE", "MODEL_AWARE_CODES", "VALUE_CODES", "explain"]

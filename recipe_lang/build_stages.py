@@ -1,0 +1,205 @@
+"""Builds stage nodes (train, distill, prune, ...) and their parts (durations, modifiers, scopes).
+
+Option words are sorted into their canonical order here (:mod:`recipe_lang.words`), so that
+two spellings of one stage build equal ASTs and the printer gives one layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lark import Token
+from lark.tree import Meta
+
+from recipe_lang import ast
+from recipe_lang.build_values import ValueBuilder
+from recipe_lang.grammar import KEYWORDS
+from recipe_lang.spans import decode_string, span_of, token_span
+from recipe_lang.words import OPTION_ORDER, PRECISION, WORD_ORDER
+
+
+def _sorted_words(words: list[ast.Ident]) -> list[ast.Ident]:
+    return sorted(words, key=lambda w: WORD_ORDER.get(w.value, len(WORD_ORDER)))
+
+
+def _sorted_options(options: list[ast.Option]) -> list[ast.Option]:
+    return sorted(options, key=lambda o: OPTION_ORDER.get(o.name.value, len(OPTION_ORDER)))
+
+
+class StageBuilder(ValueBuilder):
+    """Stages and stage parts, on top of values."""
+
+    # ---- stage parts -----------------------------------------------------------------------
+    def duration(self, meta: Meta, c: list[Any]) -> ast.Duration:
+        return ast.Duration(span=span_of(c), count=c[1], unit=self._ident(c[2]))
+
+    def stage_option(self, meta: Meta, c: list[Any]) -> ast.Option:
+        return ast.Option(span=span_of(c), name=self._ident(c[0]), value=c[1])
+
+    def teacher_name(self, meta: Meta, c: list[Token]) -> ast.TeacherName:
+        teacher = ast.TeacherName(span=token_span(c[0]), name=str(c[0]))
+        if teacher.name in KEYWORDS:
+            self._complain(
+                f"`{teacher.name}` is a keyword, not a teacher",
+                teacher.span,
+                "name a model, a snapshot or a constructor such as `resnet50`",
+            )
+        return teacher
+
+    def distill_mod(self, meta: Meta, c: list[Any]) -> ast.DistillModifier:
+        return ast.DistillModifier(span=span_of(c), teacher=c[1], options=_sorted_options(c[2:]))
+
+    def value_mod(self, meta: Meta, c: list[Any]) -> ast.ValueModifier:
+        return ast.ValueModifier(span=span_of(c), name=self._ident(c[0]), value=c[1])
+
+    def train_mods(self, meta: Meta, c: list[Any]) -> tuple[list[Any], None]:
+        return (list(c), None)
+
+    def recovery(self, meta: Meta, c: list[Any]) -> tuple[list[Any], ast.Duration]:
+        return (list(c[:-1]), c[-1])
+
+    def budget(self, meta: Meta, c: list[Any]) -> ast.Budget:
+        return ast.Budget(span=span_of(c), value=c[1], unit=self._ident(c[2]))
+
+    def prune_word(self, meta: Meta, c: list[Token]) -> Token:
+        return c[0]
+
+    def criterion(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Ident]:
+        return ("criterion", self._ident(c[0]))
+
+    def scope_glob(self, meta: Meta, c: list[Token]) -> ast.Scope:
+        tok = c[0]
+        if tok.type == "STRING":
+            return ast.Scope(span=token_span(tok), pattern=decode_string(tok), quoted=True)
+        return ast.Scope(span=token_span(tok), pattern=str(tok))
+
+    def scope_in(self, meta: Meta, c: list[ast.Scope]) -> tuple[str, list[ast.Scope]]:
+        return ("include", list(c))
+
+    def scope_except(self, meta: Meta, c: list[ast.Scope]) -> tuple[str, list[ast.Scope]]:
+        return ("exclude", list(c))
+
+    def replacement_name(self, meta: Meta, c: list[Token]) -> ast.Ident:
+        return self._ident(c[0])
+
+    def calibrate(self, meta: Meta, c: list[Any]) -> ast.Calibrate:
+        unit = self._ident(c[2]) if c[2] is not None else None
+        return ast.Calibrate(span=span_of(c), count=c[1], unit=unit)
+
+    # ---- stages ----------------------------------------------------------------------------
+    def train(self, meta: Meta, c: list[Any]) -> ast.TrainStage:
+        verb, subject, duration, mods = c
+        return ast.TrainStage(
+            span=span_of(c),
+            verb=str(verb),
+            subject=self._subject(subject),
+            duration=duration,
+            modifiers=mods[0] if mods else [],
+        )
+
+    def distill(self, meta: Meta, c: list[Any]) -> ast.DistillStage:
+        _, subject, teacher, *rest = c
+        options = [x for x in rest if isinstance(x, ast.Option)]
+        duration = next((x for x in rest if isinstance(x, ast.Duration)), None)
+        mods = next((x for x in rest if isinstance(x, tuple)), None)
+        return ast.DistillStage(
+            span=span_of(c),
+            subject=self._subject(subject),
+            teacher=teacher,
+            options=_sorted_options(options),
+            duration=duration,
+            modifiers=mods[0] if mods else [],
+        )
+
+    def snapshot(self, meta: Meta, c: list[Any]) -> ast.SnapshotStage:
+        _, subject, name = c
+        return ast.SnapshotStage(
+            span=span_of(c),
+            subject=self._subject(subject),
+            name=self._ident(name, declared="snapshot"),
+        )
+
+    def prune(self, meta: Meta, c: list[Any]) -> ast.PruneStage:
+        _, subject, amount, *rest = c
+        fields: dict[str, Any] = {"words": [], "include": [], "exclude": []}
+        for item in rest:
+            if isinstance(item, Token):
+                fields["words"].append(self._ident(item))
+            elif isinstance(item, tuple) and item[0] in ("criterion", "include", "exclude"):
+                key, value = item
+                if fields.get(key):
+                    where = value.span if isinstance(value, ast.Node) else value[0].span
+                    what = (
+                        "`by`"
+                        if key == "criterion"
+                        else f"`{'in' if key == 'include' else 'except'}`"
+                    )
+                    self._complain(
+                        f"{what} is given twice in one `prune`", where, "merge them into one list"
+                    )
+                fields[key] = value
+            elif isinstance(item, tuple):  # recovery: (modifiers, duration)
+                fields["modifiers"], fields["duration"] = item
+        fields["words"] = _sorted_words(fields["words"])
+        if isinstance(amount, ast.Budget):
+            fields["budget"] = amount
+        else:
+            fields["amount"] = amount
+        return ast.PruneStage(
+            span=span_of(c),
+            subject=self._subject(subject),
+            **fields,
+        )
+
+    def replace(self, meta: Meta, c: list[Any]) -> ast.ReplaceStage:
+        _, first, second, scope_in, scope_except, replacement = c
+        subject, target = (first, second) if second is not None else (None, first)
+        return ast.ReplaceStage(
+            span=span_of(c),
+            subject=self._subject(subject),
+            target=self._ident(target),
+            include=scope_in[1] if scope_in else [],
+            exclude=scope_except[1] if scope_except else [],
+            replacement=replacement,
+        )
+
+    def quantize(self, meta: Meta, c: list[Any]) -> ast.QuantizeStage:
+        names = [self._ident(t) for t in c[1:] if isinstance(t, Token)]
+        calibrate = next((x for x in c if isinstance(x, ast.Calibrate)), None)
+        recovery = next((x for x in c if isinstance(x, tuple)), None)
+        subject = None
+        if not PRECISION.match(names[0].value) and len(names) > 1:
+            subject, names = self._subject(c[1]), names[1:]
+        elif not PRECISION.match(names[0].value):
+            self._complain(
+                f"expected a precision like `int8` after `quantize {names[0].value}`",
+                names[0].span,
+                f"write `quantize {names[0].value} int8`",
+            )
+            subject = names[0]
+            names = [ast.Ident(span=names[0].span, value="int8")]
+        return ast.QuantizeStage(
+            span=span_of(c),
+            subject=subject,
+            precision=names[0],
+            words=_sorted_words(names[1:]),
+            calibrate=calibrate,
+            modifiers=recovery[0] if recovery else [],
+            duration=recovery[1] if recovery else None,
+        )
+
+    def evaluate(self, meta: Meta, c: list[Any]) -> ast.EvaluateStage:
+        return ast.EvaluateStage(span=span_of(c), subject=self._subject(c[1]))
+
+    def export(self, meta: Meta, c: list[Any]) -> ast.ExportStage:
+        _, first, second, path = c
+        subject, fmt = (first, second) if second is not None else (None, first)
+        return ast.ExportStage(
+            span=span_of(c),
+            subject=self._subject(subject),
+            format=self._ident(fmt),
+            path=ast.String(span=token_span(path), value=decode_string(path)),
+        )
+
+    def repeat(self, meta: Meta, c: list[Any]) -> ast.RepeatStage:
+        return ast.RepeatStage(span=span_of(c), count=c[1], stages=c[2])
