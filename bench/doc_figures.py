@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import json
 import re
@@ -46,7 +47,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+from bench._results import RESULTS_DIR  # noqa: E402
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: where ``const:`` names are looked up, first hit wins (the compiler's constants are moving
 #: out of ``compiler.stages``).
@@ -61,9 +65,7 @@ CONST_MODULES = (
 MARKER = re.compile(r"<!--\s*(?P<kind>fig|const):(?P<body>.*?)\s*-->")
 VALUE = re.compile(r"[+\-−]?\d+(?:,\d{3})*(?:\.\d+)?")
 REGION = re.compile(r"<!--\s*figures\s*-->(?P<body>.*?)<!--\s*/figures\s*-->", re.S)
-FIGURE_LIKE = re.compile(
-    r"(?<![\w.,])(?:\d+\.\d+|\d+(?:,\d{3})*(?:%|×|x\b)|\d{1,3}(?:,\d{3})+)(?!\w)"
-)
+NUMBER = re.compile(r"(?<![\w.,])(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)(?P<unit>%|×|x(?!\w))?(?!\w)")
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -86,11 +88,18 @@ class Figure:
         return self.expected is not None and _norm(self.quoted) == self.expected
 
     def describe(self) -> str:
-        where = f"{self.path.relative_to(ROOT)}:{self.line}"
+        where = f"{_rel(self.path)}:{self.line}"
         if self.expected is None:
             return f"{where}: <!-- {self.marker} -->: {self.error}"
         quoted, expected = self.quoted, self.expected
         return f"{where}: <!-- {self.marker} --> quotes {quoted!r}, source says {expected!r}"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _norm(text: str) -> str:
@@ -154,9 +163,13 @@ def evaluate(expr: str, root: Callable[[str], Any]) -> Any:
     return ev(ast.parse(expr.strip(), mode="eval"))
 
 
+@functools.cache
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _results_root(stem: str) -> Callable[[str], Any]:
-    path = RESULTS / f"{stem}.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = _load(RESULTS_DIR / f"{stem}.json")
     return lambda name: _lookup(data, name)
 
 
@@ -202,6 +215,10 @@ def figures(path: Path, text: str | None = None) -> Iterator[Figure]:
         yield Figure(path, line, marker, m.end(), quoted, expected, error)
 
 
+def _figure_like(m: re.Match[str]) -> bool:
+    return bool(m["unit"]) or "." in m["num"] or "," in m["num"]
+
+
 def _mask(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
 
@@ -215,11 +232,13 @@ def unmarked(path: Path, text: str | None = None) -> list[str]:
         masked = _mask(pattern, masked)
     problems = []
     for region in REGION.finditer(text):
-        for m in FIGURE_LIKE.finditer(masked, region.start("body"), region.end("body")):
+        for m in NUMBER.finditer(masked, region.start("body"), region.end("body")):
+            if not _figure_like(m):
+                continue
             if not any(a <= m.start() < b for a, b in marked):
                 line = text.count("\n", 0, m.start()) + 1
                 problems.append(
-                    f"{path.relative_to(ROOT)}:{line}: {m.group()!r} in a figures region "
+                    f"{_rel(path)}:{line}: {m.group()!r} in a figures region "
                     "has no <!-- fig:... --> marker"
                 )
     return problems
@@ -236,9 +255,7 @@ def recipe_blocks(path: Path, text: str | None = None) -> list[str]:
             continue
         if m.group(1) != recipe.read_text(encoding="utf-8"):
             line = text.count("\n", 0, m.start()) + 1
-            problems.append(
-                f"{path.relative_to(ROOT)}:{line}: this block differs from recipes/{m['name']}"
-            )
+            problems.append(f"{_rel(path)}:{line}: this block differs from recipes/{m['name']}")
     return problems
 
 
@@ -277,12 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.fix:
         for path in paths:
             if n := fix(path):
-                print(f"{path.relative_to(ROOT)}: {n} value(s) rewritten")
+                print(f"{_rel(path)}: {n} value(s) rewritten")
     found = problems(paths)
     print("\n".join(found) if found else "every quoted figure matches its source")
     return 1 if found else 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
