@@ -96,6 +96,14 @@ def test_unroll_cap_quoted_in_the_docs_is_the_compilers() -> None:
         assert f"<!-- const:MAX_STEPS:, -->{cap:,} stage" in (ROOT / doc).read_text(), doc
 
 
+def test_pruned_structures_equal_torch_prunings_as_docs_say() -> None:
+    """docs/pruning.md: params and MACs equal Torch-Pruning's for every benchmarked model."""
+    models = doc_figures._load(_results.RESULTS_DIR / "prune.json")["models"]
+    assert set(models) == {"resnet18", "resnet50", "mobilenet_v2"}
+    for name, row in models.items():
+        assert (row["kdr_params"], row["kdr_macs"]) == (row["tp_params"], row["tp_macs"]), name
+
+
 def test_checker_catches_drift_unmarked_figures_and_fixes(tmp_path: Path) -> None:
     speedup = doc_figures.expected_value("fig", "quant:resnet18_static_per_channel.speedup_b32:.2f")
     doc = tmp_path / "doc.md"
