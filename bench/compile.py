@@ -2,7 +2,8 @@
 
     python bench/compile.py [--quick] [--out DIR]
 
-Writes ``DIR/compile.json`` (default ``bench/results/``) and prints pass/fail for each target:
+Writes ``DIR/compile.json`` (``compile_quick.json`` with ``--quick``; default DIR
+``bench/results/``) and prints pass/fail for each target:
 cold check < 30% of a torch import; 10,000-stage parse within 1.5x per stage of 1,000 and
 under 2 s; quickstart warm compile < 10 ms; 1,000-stage compile < 1 s; 10,000-stage compile
 within 1.5x per stage of 1,000.
@@ -14,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._results import BenchFailure, add_out_option, timed_run, write_results  # noqa: E402
 from compiler.driver import compile_source  # noqa: E402
 from recipe_lang.parser import parse  # noqa: E402
 
@@ -74,16 +75,14 @@ def cold_runs(n: int) -> tuple[float, float]:
     c_times, t_times = [], []
     for _ in range(n):  # interleaved, so that machine noise hits both alike
         for cmd, sink in ((check, c_times), (torch, t_times)):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=False)
-            sink.append(time.perf_counter() - t0)
+            sink.append(timed_run(cmd, cwd=ROOT, env=env))  # a failing command stops the bench
     return statistics.median(c_times), statistics.median(t_times)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    add_out_option(ap)
     args = ap.parse_args()
     repeat = 2 if args.quick else 5
 
@@ -95,7 +94,8 @@ def main() -> int:
         src = big_recipe(n)
         result = compile_source(src, "big.kdr")
         errors = [d for d in result.diagnostics if d.is_error]
-        assert not errors and result.plan is not None, errors[:3]
+        if errors or result.plan is None:
+            raise BenchFailure(f"the {n}-stage recipe does not compile: {errors[:3]}")
         parse_s = best_of(lambda src=src: parse(src, "big.kdr"), repeat)
         comp_s = best_of(lambda src=src: compile_source(src, "big.kdr"), repeat)
         parse_ms[str(n)] = round(parse_s * 1000 * 1000 / n, 3)
@@ -147,13 +147,11 @@ def main() -> int:
         ),
     ]
     results["targets"] = {name: ok for name, ok, _ in targets}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compile.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    path = write_results("compile", args.quick, results, args.out)
     print(json.dumps({k: v for k, v in results.items() if k != "targets"}, indent=2))
     for name, ok, shown in targets:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {shown}")
-    print(f"wrote {out / 'compile.json'}")
+    print(f"wrote {path}")
     return 0 if all(ok for _, ok, _ in targets) else 1
 
 

@@ -10,7 +10,8 @@ the whole command's wall time (process start-up, torchrun and rendezvous include
 On a machine with 2 shared cores and a model this small, communication and start-up dominate:
 the figure to watch is the accuracy gap (acceptance: within 3 points), not a speed-up.
 
-Usage: ``python bench/ddp.py [--nproc 2] [--out DIR]`` (writes ``DIR/ddp.json``).
+Usage: ``python bench/ddp.py [--quick] [--nproc 2] [--out DIR]`` (writes ``DIR/ddp.json``;
+``--quick``: 1 epoch on 1,024 images, written to ``DIR/ddp_quick.json``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._results import add_out_option, timed_run, write_results  # noqa: E402
+
 RECIPE = """\
 recipe "ddp_bench"
 set seed = 0
@@ -40,11 +43,7 @@ def run(recipe: Path, run_dir: Path, nproc: int) -> dict[str, object]:
     cmd = [sys.executable, "-m", "kdr", "run", str(recipe), "--run-dir", str(run_dir), "--quiet"]
     if nproc > 1:
         cmd += ["--nproc-per-node", str(nproc)]
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    wall = timed_run(cmd, env=env)  # a failing run stops the bench: its time is not a figure
     stage = json.loads((run_dir / "report.json").read_text())["stages"][-1]
     return {
         "nproc": nproc,
@@ -58,13 +57,16 @@ def run(recipe: Path, run_dir: Path, nproc: int) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 epoch on 1,024 images")
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--limit", type=int, default=4096)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    add_out_option(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.limit, args.epochs = min(args.limit, 1024), 1
     with tempfile.TemporaryDirectory() as tmp:
         recipe = Path(tmp) / "ddp.kdr"
         recipe.write_text(
@@ -73,6 +75,7 @@ def main() -> None:
         single = run(recipe, Path(tmp) / "single", 1)
         multi = run(recipe, Path(tmp) / "ddp", args.nproc)
     result = {
+        "quick": args.quick,
         "recipe": RECIPE.format(
             batch=args.batch, limit=args.limit, width=args.width, epochs=args.epochs
         ),
@@ -84,10 +87,9 @@ def main() -> None:
         "accuracy_gap_points": round(100 * abs(multi["accuracy"] - single["accuracy"]), 2),  # type: ignore[operator]
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ddp.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = write_results("ddp", args.quick, result, args.out)
     print(json.dumps(result, indent=2))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

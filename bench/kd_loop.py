@@ -16,14 +16,14 @@ Reported ratios (kdr / hand, higher is better):
 - ``distill_uncached_throughput_ratio``: distillation with ``cache_logits=False``, i.e. the
   teacher runs on every batch exactly as in the hand loop: the pure loop-overhead figure.
 
-Usage: ``python bench/kd_loop.py [--quick] [--out DIR]`` (writes ``DIR/kd_loop.json``).
+Usage: ``python bench/kd_loop.py [--quick] [--out DIR]`` (writes ``DIR/kd_loop.json``,
+``DIR/kd_loop_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -38,6 +38,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._results import add_out_option, write_results
 from runtime.data import DataBundle, build_data
 from runtime.engine import DistillConfig, TrainConfig, fit
 from runtime.models import build_model
@@ -105,7 +106,7 @@ def _load() -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    add_out_option(parser)
     args = parser.parse_args()
     # Two epochs per run: kdr caches the teacher's logits from two epochs on.
     # --quick runs on the first 1,024 training images only.
@@ -167,10 +168,7 @@ def main() -> None:
         ratio, cpu_ratio = statistics.median(ratios[name]), statistics.median(cpu_ratios[name])
         print(f"{name:<18}{med['hand']:>16.0f}{med['kdr']:>16.0f}{ratio:>8.3f}{cpu_ratio:>10.3f}")
     print(f"(1-minute load average {_load()} on {os.cpu_count()} CPUs)")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kd_loop.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out / 'kd_loop.json'}")
+    print(f"wrote {write_results('kd_loop', args.quick, result, args.out)}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench._results import add_out_option, check_exit, write_results  # noqa: E402
 from kdr.cli import main as kdr_main  # noqa: E402
 
 RECIPES = Path("bench/orthogonality")
@@ -105,8 +106,7 @@ def kdr(argv: list[str]) -> None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = kdr_main(argv)
-    if code != 0:
-        raise SystemExit(f"kdr {' '.join(argv)} failed ({code}):\n{err.getvalue()}")
+    check_exit(code, f"kdr {' '.join(argv)}", err.getvalue())
 
 
 def train_teachers(force: bool) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def train_teachers(force: bool) -> dict[str, Any]:
         print("training the teachers (bench/orthogonality/teachers.kdr) ...", flush=True)
         kdr(["run", str(RECIPES / "teachers.kdr"), "--run-dir", str(run_dir), "--quiet"])
     final = json.loads(report_path.read_text())["final"]
-    return {name: final[name]["accuracy"] for name in ("t1", "t2")}
+    return {name: final[name] for name in ("t1", "t2")}
 
 
 class Runner:
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, four rows")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
     parser.add_argument("--rows", help="comma-separated row names (default: all)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    add_out_option(parser)
     parser.add_argument("--retrain-teachers", action="store_true")
     parser.add_argument(
         "--threads",
@@ -253,7 +253,7 @@ def main() -> None:
         "tiny models, and far faster than 2 on a shared machine)",
     )
     args = parser.parse_args()
-    out = Path(args.out).resolve()
+    out = Path(args.out).resolve() if args.out else None
     torch.set_num_threads(args.threads)
     os.chdir(ROOT)  # the recipes name their teacher files relative to the repository root
     seeds = [0] if args.quick else list(range(args.seeds))
@@ -264,9 +264,9 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown rows {unknown}; known: {[r.name for r in ROWS]}")
         rows = [r for r in ROWS if r.name in wanted]
-    stem = "orthogonality_quick" if args.quick else "orthogonality"
     start = time.perf_counter()
-    teachers = train_teachers(args.retrain_teachers)
+    teacher_reports = train_teachers(args.retrain_teachers)
+    teachers = {name: r["accuracy"] for name, r in teacher_reports.items()}
     print(f"teachers: t1 {100 * teachers['t1']:.2f}%, t2 {100 * teachers['t2']:.2f}%")
     runner = Runner()
     result: dict[str, Any] = {
@@ -275,6 +275,7 @@ def main() -> None:
         "seeds": seeds,
         "teachers": teachers,
         "teacher_model": "convnet(width=32), 3 epochs on 8,000 images",
+        "teacher_params": teacher_reports["t1"].get("params"),
         "student_model": "convnet(width=8)",
         "student_steps": 480,
         "train_images": 1000,
@@ -282,16 +283,15 @@ def main() -> None:
         "torch_threads": args.threads,
         "rows": [],
     }
-    out.mkdir(parents=True, exist_ok=True)
     for row in rows:
         result["rows"].append(measure_row(row, seeds, runner, args.quick))
         result["wall_s"] = time.perf_counter() - start
         result["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-        (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (out / f"{stem}.md").write_text(markdown(result))
+        path = write_results("orthogonality", args.quick, result, out)
+        write_results("orthogonality", args.quick, markdown(result), out, suffix=".md")
         r = result["rows"][-1]
         print(f"  -> KD gain {pct(r['kd_gain'], r['kd_gain_std'], True)} points", flush=True)
-    print(f"wrote {out / stem}.json and .md ({result['wall_s'] / 60:.1f} min)")
+    print(f"wrote {path} and its .md ({result['wall_s'] / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ latency are compared; latency repeats of the two models are interleaved in one r
 taken, because the machine is shared and noisy. Pruning time is the pass body (kdr: trace both
 modes + importance + surgery; Torch-Pruning: ``MetaPruner(...)`` construction + ``step()``).
 
-    python bench/prune_vs_torch_pruning.py --quick --out bench/results/
+    python bench/prune_vs_torch_pruning.py [--quick] [--out DIR]
+
+Writes ``DIR/prune.json`` (``prune_quick.json`` with ``--quick``; default DIR ``bench/results/``).
 
 Needs ``pip install --no-deps torch-pruning`` (bench-only).
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import sys
 import time
@@ -29,6 +30,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._results import add_out_option, write_results
 from runtime.passes.budget import count_macs
 from runtime.passes.prune_channels import count_params, prune_model
 
@@ -115,7 +117,7 @@ def bench_model(name: str, size: int, repeats: int, prune_repeats: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller input, fewer repeats")
-    parser.add_argument("--out", default="bench/results/", help="directory for prune.json")
+    add_out_option(parser)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args(argv)
     size, repeats, prune_repeats = (128, 15, 1) if args.quick else (224, 41, 3)
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models = {name: bench_model(name, size, repeats, prune_repeats) for name in args.models}
     result = {
+        "quick": args.quick,
         "settings": {
             "ratio": 0.5,
             "importance": "l1 (GroupMagnitudeImportance p=1 / kdr l1), local, fc ignored",
@@ -136,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": models,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "prune.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = write_results("prune", args.quick, result, args.out)
     header = (
         f"{'model':<14}{'params k/tp':>12}{'macs k/tp':>11}{'latency k/tp':>14}{'prune t k/tp':>14}"
     )
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<14}{params:>12.4f}{macs:>11.4f}"
             f"{r['latency_ratio_kdr_over_tp']:>14.3f}{r['prune_time_ratio']:>14.3f}"
         )
-    print(f"wrote {out / 'prune.json'}")
+    print(f"wrote {path}")
     return 0
 
 

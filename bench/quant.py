@@ -1,6 +1,6 @@
 """int8 against fp32 on this CPU: speedup at batch 1 and 32, and top-1 agreement.
 
-    PYTHONPATH=. python bench/quant.py [--quick] [--out bench/results/]
+    python bench/quant.py [--quick] [--out DIR]
 
 Agreement on random weights is meaningless (near-ties decide the argmax), so every model is
 first trained briefly on the packaged digits (``runtime/assets/mnist10k.npz``: first 8000
@@ -11,7 +11,8 @@ in one run, so background load hits both alike, and reports the median of per-re
 Everything goes through kdr's passes (``quant.prepare`` -> ``quant.calibrate`` ->
 ``quant.convert``), so the figures are the ones a recipe gets.
 
-Writes ``quant.json``: ``{name: {speedup_b1, speedup_b32, top1_agreement, ...}}``.
+Writes ``DIR/quant.json`` (``quant_quick.json`` with ``--quick``; default DIR
+``bench/results/``): ``{name: {speedup_b1, speedup_b32, top1_agreement, ...}}``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import runtime.passes.quant  # noqa: F401  (registers the quant.* passes)
+from bench._results import add_out_option, write_results
 from runtime.passes.base import PassContext, run_pass
 from runtime.passes.quant_backends import int8_modules
 
@@ -207,7 +209,7 @@ def table(results: dict[str, dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer training steps and repeats")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    add_out_option(parser)
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads (0: torch's default)"
     )
@@ -216,12 +218,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()}")
     results = run(args.quick)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quant.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(results, indent=2, sort_keys=True) + "\n"
+    path = write_results("quant", args.quick, text, args.out)
     print()
     print(table(results))
-    print(f"\nwrote {out / 'quant.json'}; load now {os.getloadavg()}")
+    print(f"\nwrote {path}; load now {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""kdr benchmarks (scripts run from the repository root; not installed)."""
