@@ -31,8 +31,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._results import add_out_option, write_results
-from runtime.passes.budget import count_macs
-from runtime.passes.prune_channels import count_params, prune_model
+from runtime.passes.channels import count_macs, count_params, prune_model
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2")
 

@@ -5,7 +5,7 @@ Importing this package registers every pass: ``prune.channels``, ``prune.weights
 ``quant.prepare``, ``quant.calibrate``, ``quant.prepare_qat``, ``quant.convert``.
 """
 
-from runtime.passes import fuse, prune_channels, prune_weights, quant, replace  # noqa: F401
+from runtime.passes import channels, fuse, prune_weights, quant, replace  # noqa: F401
 from runtime.passes.base import (
     PASSES,
     PassContext,

@@ -1,6 +1,8 @@
 """The graph-pass contract: a pass is ``(module, params, ctx) -> PassResult``.
 
-Passes are registered by their plan op (``prune.channels``, ``fuse.bn``, ``quant.convert``...).
+Passes are registered by their plan op (``prune.channels``, ``fuse.bn``, ``quant.convert``...),
+which must be a graph op of :data:`compiler.ops.OPS`; each receives the op's typed params model
+(``PruneChannelsParams``...), the same class the compiler builds, and reads its attributes.
 :func:`run_pass` wraps every pass with its invariants: the graph lints, the output shape is
 unchanged, and a pass that must preserve function (``preserves_function=True``) gives outputs
 allclose to the input model's on the context's example batch. A failing invariant names the
@@ -19,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from compiler.ops import OPS, OpParams
 from recipe_lang.diagnostics import KdrError, Note, error
 
 
@@ -49,9 +53,9 @@ class PassResult:
 
 
 class PassFn(Protocol):
-    def __call__(
-        self, module: nn.Module, params: dict[str, Any], ctx: PassContext
-    ) -> PassResult: ...
+    """A pass: ``params`` is the op's params model (``OPS[op].params``), already validated."""
+
+    def __call__(self, module: nn.Module, params: Any, ctx: PassContext) -> PassResult: ...
 
 
 ReplayFn = Callable[[nn.Module, dict[str, Any]], nn.Module]
@@ -79,7 +83,10 @@ def register_pass(
     rtol: float = 1e-4,
     atol: float = 1e-4,
 ) -> Callable[[PassFn], PassFn]:
-    """Register ``fn`` as the implementation of plan op ``op``."""
+    """Register ``fn`` as the implementation of plan op ``op``, a graph op of ``OPS``."""
+    info = OPS.get(op)
+    if info is None or not info.graph:
+        raise ValueError(f"`{op}` is not a graph op of compiler.ops.OPS; add it there first")
 
     def decorate(fn: PassFn) -> PassFn:
         PASSES[op] = RegisteredPass(op, fn, replay, preserves_function, rtol, atol)
@@ -114,13 +121,38 @@ def _outputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def run_pass(op: str, module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
-    """Run the pass registered for ``op`` and check its invariants."""
+def typed_params(op: str, params: OpParams | dict[str, Any]) -> OpParams:
+    """``params`` as ``op``'s params model. A dict that does not fit is a bug (KDR999): the
+    compiler builds these models, so a user's mistake never gets this far."""
+    model = OPS[op].params
+    if isinstance(params, model):
+        return params
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise KdrError(
+            error(
+                "KDR999",
+                f"graph pass `{op}` got params that do not fit `{model.__name__}`: "
+                f"{where}: {first['msg']}",
+                None,
+                Note(kind="help", message="this is a bug in kdr; please report it with the recipe"),
+            )
+        ) from exc
+
+
+def run_pass(
+    op: str, module: nn.Module, params: OpParams | dict[str, Any], ctx: PassContext
+) -> PassResult:
+    """Run the pass registered for ``op`` with typed ``params`` and check its invariants."""
     if op not in PASSES:
         raise KdrError(error("KDR999", f"no graph pass is registered for op `{op}`"))
     entry = PASSES[op]
+    typed = typed_params(op, params)
     before = _outputs(module, ctx.example_inputs)
-    result = entry.fn(module, params, ctx)
+    result = entry.fn(module, typed, ctx)
     graph = getattr(result.module, "graph", None)
     if isinstance(graph, torch.fx.Graph):
         try:

@@ -28,6 +28,7 @@ from typing import Any
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from compiler.ops import FuseParams
 from runtime.passes.base import PassContext, PassResult, register_pass
 
 #: (first module, BatchNorm) pairs that fold; the first entry of each pair is kept, fused.
@@ -111,7 +112,7 @@ def replay_fuse_bn(module: nn.Module, record: dict[str, Any]) -> nn.Module:
 
 
 @register_pass("fuse.bn", replay=replay_fuse_bn, preserves_function=True)
-def fuse_bn_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+def fuse_bn_pass(module: nn.Module, params: FuseParams, ctx: PassContext) -> PassResult:
     """Plan op ``fuse.bn`` (no parameters)."""
     del params, ctx
     return fuse_bn(module)

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.ops import PruneWeightsParams
+from compiler.vocab import RANKINGS
 from recipe_lang.diagnostics import KdrError, Note, error
 
 from .base import PassContext, PassResult, register_pass
@@ -71,13 +73,13 @@ def prune_weights_model(
                 Note(kind="help", message="write e.g. `prune 80% weights`"),
             )
         )
-    if ranking not in ("local", "global"):
+    if ranking not in RANKINGS:
         raise KdrError(
             error(
                 "KDR502",
                 f"unknown ranking `{ranking}`",
                 None,
-                Note(kind="help", message="use `local` or `global`"),
+                Note(kind="help", message=f"use one of {', '.join(RANKINGS)}"),
             )
         )
     targets = _targets(model, scope or Scope())
@@ -129,10 +131,8 @@ def replay_weights(model: nn.Module, record: dict[str, Any]) -> nn.Module:
 
 
 @register_pass("prune.weights", replay=replay_weights)
-def prune_weights(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
-    """The plan op: ``{"ratio", "ranking", "include", "exclude"}``."""
-    scope = Scope.from_params(params)
-    ranking = params.get("ranking", "local")
-    info = prune_weights_model(module, params.get("ratio", 0.5), ranking, scope)
-    record = {"ratio": info["ratio"], "ranking": ranking, "structural": False}
+def prune_weights(module: nn.Module, params: PruneWeightsParams, ctx: PassContext) -> PassResult:
+    """The plan op: zero ``params.ratio`` of the weights in scope, ranked by ``params.ranking``."""
+    info = prune_weights_model(module, params.ratio, params.ranking, Scope.of(params))
+    record = {"ratio": info["ratio"], "ranking": params.ranking, "structural": False}
     return PassResult(module, modified=info["sparsity"] > 0, record=record, info=info)

@@ -1,16 +1,17 @@
 """int8 quantization as graph passes, behind one small backend interface.
 
-Plan ops and their parameters:
+Plan ops and their parameters (:mod:`compiler.ops`):
 
-- ``quant.prepare`` ``{"mode": "static"|"dynamic", "granularity": "per_channel"|"per_tensor",
-  "engine": "auto"|"x86"|"fbgemm"|"qnnpack"|"onednn", "backend": "fx"}``: fuse Conv/BN/ReLU
-  and insert observers (static) or mark Linear/LSTM layers for dynamic int8.
-- ``quant.calibrate`` ``{"batches": N}``: run N batches of ``ctx.batches()`` through the
-  observed model in eval mode (a no-op for dynamic quantization).
-- ``quant.prepare_qat`` ``{"granularity": ..., "engine": ..., "backend": "fx"}``: insert
-  fake-quant modules; the result trains as an ordinary ``nn.Module``.
+- ``quant.prepare`` ``QuantParams(mode="static"|"dynamic", granularity="per_channel"|
+  "per_tensor")``: fuse Conv/BN/ReLU and insert observers (static) or mark Linear/LSTM layers
+  for dynamic int8. The engine is the machine's (``auto``), the backend ``fx``.
+- ``quant.calibrate`` ``CalibrateParams(batches=N)``: run N batches of ``ctx.batches()``
+  through the observed model in eval mode (a no-op for dynamic quantization).
+- ``quant.prepare_qat`` ``QuantParams(granularity=...)``: insert fake-quant modules (whatever
+  ``mode`` says); the result trains as an ordinary ``nn.Module``.
 - ``quant.convert``: swap observed or fake-quant modules for real int8 kernels
-  (``QuantizedConv2d``, ``QuantizedLinear``, dynamic ``Linear``...).
+  (``QuantizedConv2d``, ``QuantizedLinear``, dynamic ``Linear``...); it reads the settings of
+  the prepare, not its own params.
 
 The settings chosen at prepare time (:class:`QuantConfig`) travel to convert in the prepared
 GraphModule's ``meta["kdr_quant"]``. Every op has a replay that needs no data (prepare again,
@@ -44,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.ops import CalibrateParams, QuantParams
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.passes.base import PassContext, PassResult, register_pass
 from runtime.passes.quant_backends import QuantConfig, choose_engine, get_backend, int8_modules
@@ -62,9 +64,9 @@ def _example_from_record(record: dict[str, Any]) -> torch.Tensor:
 
 
 def _prepare_result(
-    module: nn.Module, params: dict[str, Any], ctx: PassContext, mode: str
+    module: nn.Module, params: QuantParams, ctx: PassContext, mode: str
 ) -> PassResult:
-    cfg = QuantConfig.from_dict({**params, "mode": mode})
+    cfg = QuantConfig(mode=mode, granularity=params.granularity)
     backend = get_backend(cfg)
     prepare = backend.prepare_qat if mode == "qat" else backend.prepare
     prepared = prepare(module, ctx.example_inputs, cfg)
@@ -83,23 +85,22 @@ def _replay_prepare(module: nn.Module, record: dict[str, Any]) -> nn.Module:
 
 
 @register_pass("quant.prepare", replay=_replay_prepare)
-def prepare_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+def prepare_pass(module: nn.Module, params: QuantParams, ctx: PassContext) -> PassResult:
     """Static or dynamic: fuse and insert observers (see the module docstring for params)."""
-    mode = str(params.get("mode", "static"))
-    if mode == "qat":
+    if params.mode == "qat":
         raise KdrError(error("KDR999", "`quant.prepare` got mode qat; use `quant.prepare_qat`"))
-    return _prepare_result(module, params, ctx, mode)
+    return _prepare_result(module, params, ctx, params.mode)
 
 
 @register_pass("quant.prepare_qat", replay=_replay_prepare)
-def prepare_qat_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+def prepare_qat_pass(module: nn.Module, params: QuantParams, ctx: PassContext) -> PassResult:
     """Fake-quant modules for quantization-aware training."""
     return _prepare_result(module, params, ctx, "qat")
 
 
 @register_pass("quant.calibrate")
 @torch.no_grad()
-def calibrate_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+def calibrate_pass(module: nn.Module, params: CalibrateParams, ctx: PassContext) -> PassResult:
     """Feed ``batches`` batches through the observers (eval mode, no gradients). No replay: the
     observer statistics it gathers are buffers, restored by ``load_state_dict``."""
     cfg = _config_of(module)
@@ -114,7 +115,7 @@ def calibrate_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) 
                 Note(kind="help", message="declare `data ...` in the recipe or pass --data"),
             )
         )
-    n = int(params.get("batches", 32))
+    n = params.batches
     was_training = module.training
     module.eval()
     seen = samples = 0
@@ -135,7 +136,7 @@ def _replay_convert(module: nn.Module, record: dict[str, Any]) -> nn.Module:
 
 
 @register_pass("quant.convert", replay=_replay_convert)
-def convert_pass(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+def convert_pass(module: nn.Module, params: QuantParams, ctx: PassContext) -> PassResult:
     """Observed or fake-quant model -> real int8 kernels."""
     del params
     cfg = _config_of(module)

@@ -1,7 +1,8 @@
 """Cheap convolutions: swap KxK convolutions for depthwise-separable, Ghost or grouped blocks.
 
 The passes ``replace.depthwise_separable``, ``replace.ghost`` and ``replace.group`` take
-``{"include": [globs], "exclude": [globs], "groups": G}`` (globs match module qualified names
+``ReplaceParams(include=[globs], exclude=[globs])`` (``ReplaceGroupParams`` adds ``groups``;
+globs match module qualified names
 or their ancestors, as in :mod:`runtime.passes.scopes`: ``except layer4`` keeps all of it)
 and replace every *eligible* convolution: a plain ``nn.Conv2d`` with ``groups == 1`` and a
 kernel larger than 1x1. Each block keeps the
@@ -33,11 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.ops import ReplaceGroupParams, ReplaceParams
+from compiler.vocab import REPLACEMENTS
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.passes.base import PassContext, PassResult, register_pass
 from runtime.passes.scopes import matches
 
-KINDS = ("depthwise_separable", "ghost", "group")
+KINDS = REPLACEMENTS
 
 
 def _conv_kwargs(conv: nn.Conv2d) -> dict[str, Any]:
@@ -261,13 +264,15 @@ def replay_replace(module: nn.Module, record: dict[str, Any]) -> nn.Module:
 
 
 def _make_pass(kind: str) -> None:
-    def run(module: nn.Module, params: dict[str, Any], ctx: PassContext) -> PassResult:
+    def run(
+        module: nn.Module, params: ReplaceParams | ReplaceGroupParams, ctx: PassContext
+    ) -> PassResult:
         return replace_convs(
             module,
             kind,
-            include=params.get("include") or None,
-            exclude=params.get("exclude") or None,
-            groups=int(params.get("groups", 2)),
+            include=params.include or None,
+            exclude=params.exclude or None,
+            groups=params.groups if isinstance(params, ReplaceGroupParams) else 2,
             stem=find_stem(module, ctx.example_inputs),
         )
 

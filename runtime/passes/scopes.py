@@ -15,9 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Protocol
 
-from recipe_lang.diagnostics import KdrError, Note, error
+
+class _ScopedParams(Protocol):
+    """Params with scopes (``PruneChannelsParams``, ``PruneWeightsParams``, ``ReplaceParams``)."""
+
+    @property
+    def include(self) -> list[str]: ...
+    @property
+    def exclude(self) -> list[str]: ...
 
 
 def ancestors(name: str) -> list[str]:
@@ -46,21 +53,6 @@ class Scope:
         return bool(self.exclude) and matches(name, self.exclude)
 
     @staticmethod
-    def from_params(params: dict[str, Any]) -> Scope:
-        """Read ``include`` / ``exclude`` from pass params, rejecting non-list values."""
-        out: dict[str, tuple[str, ...]] = {}
-        for key in ("include", "exclude"):
-            value = params.get(key) or []
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                raise KdrError(
-                    error(
-                        "KDR502",
-                        f"pruning scope `{key}` must be a list of module globs, got {value!r}",
-                        None,
-                        Note(kind="help", message='write e.g. `in "layer*" except "fc"`'),
-                    )
-                )
-            out[key] = tuple(value)
-        return Scope(include=out["include"], exclude=out["exclude"])
+    def of(params: _ScopedParams) -> Scope:
+        """The scope of a pass's params (``include`` / ``exclude`` globs, validated)."""
+        return Scope(include=tuple(params.include), exclude=tuple(params.exclude))

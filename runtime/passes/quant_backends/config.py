@@ -22,10 +22,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from compiler.vocab import QUANT_GRANULARITIES, QUANT_MODES
 from recipe_lang.diagnostics import KdrError, Note, error
 
-MODES = ("static", "dynamic", "qat")
-GRANULARITIES = ("per_channel", "per_tensor")
+MODES = QUANT_MODES
+GRANULARITIES = QUANT_GRANULARITIES
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 #: Engine preference per architecture: x86 (fbgemm + onednn dispatch) beats plain fbgemm.
 _PREFERRED = {"x86": ("x86", "fbgemm", "onednn"), "arm": ("qnnpack",)}

@@ -10,11 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-import runtime.passes.prune_channels  # noqa: F401  (registers the pass)
+import runtime.passes  # noqa: F401  (registers the passes)
 from recipe_lang.diagnostics import KdrError
 from runtime.passes.base import PassContext, replay_pass, run_pass
-from runtime.passes.depgraph import build
-from runtime.passes.prune_channels import prune_model
+from runtime.passes.channels import build, prune_model
 from runtime.passes.scopes import Scope
 
 torch.manual_seed(0)
@@ -288,16 +287,20 @@ def test_other_criteria(criterion: str) -> None:
         assert again.record == result.record  # seeded: same channels whatever the weights
 
 
-def test_taylor_without_data_and_bad_ratio_are_kdr502() -> None:
+def test_taylor_without_data_is_kdr502_and_malformed_params_are_kdr999() -> None:
     x = torch.randn(2, 3, 8, 8)
-    for params in (
-        {"ratio": 0.5, "criterion": "taylor"},
-        {"ratio": 1.0},
-        {"ratio": 0.5, "criterion": "l7"},
-    ):
+    with pytest.raises(KdrError) as info:
+        run_pass("prune.channels", Residual(), {"ratio": 0.5, "criterion": "taylor"}, ctx_for(x))
+    assert info.value.diagnostics[0].code == "KDR502"
+    # The compiler never emits these (its params model refuses them): a bug, not a user error.
+    for params in ({"ratio": 1.0}, {"ratio": 0.5, "criterion": "l7"}):
         with pytest.raises(KdrError) as info:
             run_pass("prune.channels", Residual(), params, ctx_for(x))
-        assert info.value.diagnostics[0].code == "KDR502"
+        assert info.value.diagnostics[0].code == "KDR999"
+        assert "prune.channels" in info.value.diagnostics[0].message
+    with pytest.raises(KdrError) as info:  # a direct caller of prune_model gets KDR502
+        prune_model(Residual(), x, 1.0)
+    assert info.value.diagnostics[0].code == "KDR502"
 
 
 class AuxNet(nn.Module):

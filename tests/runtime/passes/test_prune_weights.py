@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-import runtime.passes.prune_weights  # noqa: F401  (registers the pass)
+import runtime.passes  # noqa: F401  (registers the passes)
 from recipe_lang.diagnostics import KdrError
 from runtime.passes.base import PassContext, replay_pass, run_pass
+from runtime.passes.prune_weights import prune_weights_model
 
 
 def net() -> Any:
@@ -54,11 +55,9 @@ def test_global_uses_one_threshold() -> None:
 
 def test_compressed_size_shrinks_and_replay_is_identity() -> None:
     m = net()
-    dense = run_pass(
-        "prune.weights", copy.deepcopy(m), {"ratio": 0.0}, PassContext(example_inputs=X)
-    )
+    dense = prune_weights_model(copy.deepcopy(m), 0.0)  # a plan's ratio is > 0: call directly
     sparse = run_pass("prune.weights", m, {"ratio": 0.9}, PassContext(example_inputs=X))
-    assert sparse.info["compressed_size_bytes"] < 0.5 * dense.info["compressed_size_bytes"]
+    assert sparse.info["compressed_size_bytes"] < 0.5 * dense["compressed_size_bytes"]
     fresh = net()
     assert replay_pass("prune.weights", fresh, sparse.record) is fresh
     fresh.load_state_dict(m.state_dict())
@@ -69,7 +68,12 @@ def test_scope_and_bad_ratio() -> None:
     m = net()
     run_pass("prune.weights", m, {"ratio": 0.5, "exclude": ["4"]}, PassContext(example_inputs=X))
     assert int((m[4].weight == 0).sum()) == 0 and int((m[0].weight == 0).sum()) > 0
-    for params in ({"ratio": 1.0}, {"ratio": 0.5, "include": ["nope*"]}):
-        with pytest.raises(KdrError) as info:
-            run_pass("prune.weights", net(), params, PassContext(example_inputs=X))
-        assert info.value.diagnostics[0].code == "KDR502"
+    with pytest.raises(KdrError) as info:
+        run_pass("prune.weights", net(), {"ratio": 0.5, "include": ["nope*"]}, PassContext(X))
+    assert info.value.diagnostics[0].code == "KDR502"
+    with pytest.raises(KdrError) as info:  # the compiler never emits it: a bug, not a user error
+        run_pass("prune.weights", net(), {"ratio": 1.0}, PassContext(example_inputs=X))
+    assert info.value.diagnostics[0].code == "KDR999"
+    with pytest.raises(KdrError) as info:  # a direct caller gets KDR502
+        prune_weights_model(net(), 1.0)
+    assert info.value.diagnostics[0].code == "KDR502"

@@ -36,6 +36,11 @@ SCOPES = {"resnet18": {}, "mobilenet_v2": {"include": ["features.0"]}, "small_co
 OPS = ["replace.depthwise_separable", "replace.ghost", "replace.group"]
 
 
+def groups(op: str, g: int = 2) -> dict[str, int]:
+    """``groups`` is a param of ``replace.group`` only (``ReplaceGroupParams``)."""
+    return {"groups": g} if op == "replace.group" else {}
+
+
 def ctx() -> PassContext:
     torch.manual_seed(0)
     return PassContext(example_inputs=torch.randn(2, 3, 32, 32))
@@ -49,7 +54,7 @@ def params(model: nn.Module) -> int:
 @pytest.mark.parametrize("op", OPS)
 def test_replacement_keeps_shapes_and_reduces_params(name, op):
     model = MODELS[name]().eval()
-    result = run_pass(op, model, {**SCOPES[name], "groups": 2}, ctx())  # run_pass checks shape
+    result = run_pass(op, model, {**SCOPES[name], **groups(op)}, ctx())  # run_pass checks shape
     if (name, op) == ("mobilenet_v2", "replace.group"):  # its stem is 3 -> 32: no G divides both
         assert not result.modified and "not divisible" in result.info["skipped"]["features.0.0"]
         return
@@ -79,7 +84,7 @@ def test_blocks_of_each_kind():
 def test_strided_dilated_conv_geometry_is_kept(op, bias):
     conv = nn.Conv2d(8, 12, 3, stride=2, padding=2, dilation=2, bias=bias)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), conv)
-    result = run_pass(op, model, {"groups": 4}, ctx())
+    result = run_pass(op, model, groups(op, 4), ctx())
     block = result.module.get_submodule("1")
     first = {
         "replace.depthwise_separable": lambda b: b.depthwise,
@@ -163,7 +168,7 @@ def test_grouped_conv_starts_from_the_block_diagonal():
 def test_replay_then_load_state_dict_gives_the_same_outputs(op):
     torch.manual_seed(0)
     model = MODELS["resnet18"]().eval()
-    result = run_pass(op, model, {"groups": 2}, ctx())
+    result = run_pass(op, model, groups(op), ctx())
     state = result.module.state_dict()
     fresh = replay_pass(op, MODELS["resnet18"](), result.record)
     fresh.load_state_dict(state)

@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-import runtime.passes.prune_channels  # noqa: F401  (registers the pass)
+import runtime.passes  # noqa: F401  (registers the passes)
 from recipe_lang.diagnostics import KdrError
 from runtime.passes.base import PassContext, replay_pass, run_pass
 

@@ -9,7 +9,7 @@ sum reduction. ``taylor`` replaces ``|w|`` by ``|w * dL/dw|`` from one labelled 
 
 >>> import torch
 >>> from torch import nn
->>> from runtime.passes.depgraph import build
+>>> from runtime.passes.channels.build import build
 >>> m = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1))
 >>> dg = build(m, torch.randn(1, 3, 4, 4))
 >>> scores = group_importance(dg, m, dg.prunable_groups(), "l1")
@@ -25,11 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from compiler.vocab import CRITERIA
 from recipe_lang.diagnostics import KdrError, Note, error
 
-from .depgraph import DependencyGraph, Endpoint, Group
-
-CRITERIA = ("l1", "l2", "random", "taylor")
+from .graph import DependencyGraph, Endpoint, Group
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -148,3 +147,6 @@ def group_importance(
         if criterion == "taylor":
             model.zero_grad(set_to_none=True)
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in acc.items()}
+
+
+__all__ = ["CRITERIA", "Batches", "group_importance"]

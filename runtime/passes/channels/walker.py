@@ -1,0 +1,166 @@
+"""The walker: visits an fx graph in order and applies each node's rule from :mod:`.op_rules`.
+
+It owns what every rule shares: the :class:`~.graph.DependencyGraph` being filled, the shapes
+recorded by :func:`.shapes.record_shapes`, the :class:`~.op_rules.Info` of each node seen so
+far, and the helpers rules use to couple (:meth:`GraphWalker.consume`) or block
+(:meth:`GraphWalker.unknown`, :meth:`GraphWalker.block_inputs`) channels. Model inputs and
+outputs are blocked here, as is any ``get_attr`` parameter used by an op no rule claimed, and
+any shape read that could carry a channel count into Python.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from .graph import DependencyGraph
+from .op_rules import (
+    METHOD_RULES,
+    MODULE_RULES,
+    Info,
+    function_rule_for,
+    target_name,
+)
+
+
+class GraphWalker:
+    """Visits an fx graph in order, propagating channel atoms and recording couplings."""
+
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        dg: DependencyGraph,
+        shapes: dict[fx.Node, Any],
+        root: nn.Module | None = None,
+    ) -> None:
+        self.gm, self.dg, self.shapes = gm, dg, shapes
+        self.info: dict[fx.Node, Info | None] = {}
+        self.handled: set[fx.Node] = set()
+        self.size_of: dict[fx.Node, fx.Node] = {}  # size-tuple node -> tensor it describes
+        # The traced model's own modules: a GraphModule replaces the owners of get_attr-only
+        # parameters (ConvNeXt's LayerNorm2d) with plain Modules, losing their types.
+        self.modules = dict((root if root is not None else gm).named_modules())
+
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            self.handled = set()
+            out = self.visit(node)
+            shape = self.shapes.get(node)
+            if out is not None and (
+                shape is None or out.dim >= len(shape) or shape[out.dim] != len(out.atoms)
+            ):
+                self.dg.block(out.atoms, f"lost track of channels at `{node.name}`")
+                out = None
+            self.info[node] = out
+            for inp in node.all_input_nodes:
+                if inp.op == "get_attr" and inp not in self.handled:
+                    self.dg.opaque.add(str(inp.target))
+                if inp in self.size_of and not (
+                    node.target is operator.getitem and node.args[0] is inp
+                ):  # a whole size tuple used elsewhere: it may carry the channel count
+                    self.block_channels(self.size_of[inp], f"`{node.name}` reads a shape")
+
+    # -- dispatch --------------------------------------------------------------------------
+    def visit(self, node: fx.Node) -> Info | None:
+        if node.op == "placeholder":
+            shape = self.shapes.get(node)
+            if shape is not None and len(shape) >= 2:
+                return Info(1, self.dg.new_atoms(int(shape[1]), "model input"))
+            return None
+        if node.op == "get_attr":
+            return None
+        if node.op == "output":
+            self.block_inputs(node, "model output (classifier outputs are never pruned)")
+            return None
+        if node.op == "call_module":
+            m = self.modules[str(node.target)]
+            module_rule = MODULE_RULES.get(type(m))
+            return module_rule(self, node, m) if module_rule else self.unknown(node)
+        if node.op == "call_method":
+            rule = METHOD_RULES.get(str(node.target))
+        else:
+            rule = function_rule_for(node.target)
+        return rule(self, node) if rule else self.unknown(node)
+
+    # -- what rules share ------------------------------------------------------------------
+    def get(self, n: Any) -> Info | None:
+        """The tracked channels of ``n`` (None for constants and untracked tensors)."""
+        return self.info.get(n) if isinstance(n, fx.Node) else None
+
+    def ndim(self, n: Any) -> int | None:
+        shape = self.shapes.get(n) if isinstance(n, fx.Node) else None
+        return None if shape is None else len(shape)
+
+    def attr_shape(self, node: fx.Node) -> torch.Size | None:
+        """Shape of the parameter or buffer a ``get_attr`` node reads."""
+        value: torch.Tensor
+        try:
+            value = self.gm.get_parameter(str(node.target))
+        except AttributeError:
+            try:
+                value = self.gm.get_buffer(str(node.target))
+            except AttributeError:
+                return None
+        return value.shape
+
+    def block_inputs(self, node: fx.Node, reason: str, keep: Any = None) -> None:
+        for inp in node.all_input_nodes:
+            i = self.info.get(inp)
+            if i is not None and inp is not keep:
+                self.dg.block(i.atoms, reason)
+
+    def block_channels(self, src: fx.Node, reason: str) -> None:
+        i = self.info.get(src)
+        if i is not None:
+            self.dg.block(i.atoms, reason)
+
+    def unknown(self, node: fx.Node) -> Info | None:
+        """Block every channel flowing into an op we do not understand; its output is untracked."""
+        why = f"`{node.name}` ({node.op} {target_name(node.target)}) is not understood"
+        self.block_inputs(node, why)
+        return None
+
+    def consume(self, src: Any, atoms: list[int], dim: int | None, why: str) -> None:
+        """A layer reads ``atoms`` from ``src`` along ``dim``: couple them or block both."""
+        i = self.get(src)
+        if i is not None and dim is not None and i.dim == dim and len(i.atoms) == len(atoms):
+            self.dg.union(i.atoms, atoms)
+            return
+        if i is not None:
+            self.dg.block(i.atoms, why)
+        self.dg.block(atoms, why)
+
+    # -- shape reads -----------------------------------------------------------------------
+    def size_read(self, node: fx.Node, src: Any, dim: Any) -> Info | None:
+        """``x.size()`` / ``x.shape`` / ``x.size(d)``: harmless unless it reads the channel count.
+
+        A channel count read in Python (``B, G, P, D = x.shape``) can reshape *another* tensor
+        (MaxViT's attention), so it pins ``x``'s channels; batch and spatial reads are free.
+        """
+        i, nd = self.get(src), self.ndim(src)
+        if i is None or nd is None:
+            return None
+        if dim is None:
+            self.size_of[node] = src
+        elif not isinstance(dim, int) or dim % nd == i.dim:
+            self.block_channels(src, f"`{node.name}` reads the channel count")
+        return None
+
+    def size_item(self, node: fx.Node, sizes: fx.Node, index: Any) -> Info | None:
+        src = self.size_of[sizes]
+        i, nd = self.get(src), self.ndim(src)
+        if i is None or nd is None:
+            return None
+        if isinstance(index, int):
+            hit = index % nd == i.dim
+        else:
+            hit = not isinstance(index, slice) or i.dim in range(nd)[index]
+        if hit:
+            self.block_channels(src, f"`{node.name}` reads the channel count")
+        return None
+
+
+__all__ = ["GraphWalker"]
