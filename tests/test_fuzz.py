@@ -60,7 +60,7 @@ def test_fuzz_slice_has_no_findings() -> None:
     ids=["huge-repeat", "nested-repeats", "huge-repeat-by-set"],
 )
 def test_huge_repeat_is_refused_quickly(text: str, overrides: list[str]) -> None:
-    """Unrolling is capped (compiler.stages.MAX_STEPS); going over it is refused at once."""
+    """Unrolling is capped (compiler.vocab.MAX_STEPS); going over it is refused at once."""
     outcome = fuzz.check_input(text, overrides, limit_s=1.5)  # the alarm stops a slow one
     assert not outcome.timed_out and outcome.ms < 1000, f"{outcome.ms:.0f} ms"
     assert "KDR102" in outcome.codes
