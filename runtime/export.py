@@ -24,10 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.vocab import EXPORT_FORMATS
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.checkpoint import atomic_write_bytes, save_checkpoint
 
-FORMATS = ("checkpoint", "torchscript", "pt2", "onnx")
+#: The export formats, named once in the compiler (``compiler.vocab.EXPORT_FORMATS``).
+FORMATS = EXPORT_FORMATS
 
 
 def _fail(fmt: str, path: Path, exc: BaseException, help_text: str) -> KdrError:

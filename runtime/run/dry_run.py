@@ -7,12 +7,14 @@ KDR500-KDR504 surface before any training, with estimates of params and MACs per
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from compiler.ops import CalibrateParams, SnapshotParams
+from compiler.ops import CalibrateParams, ExportParams, SnapshotParams
 from compiler.plan import Plan
 from recipe_lang.diagnostics import Diagnostic, KdrError
 from runtime.data import DataBundle
@@ -87,6 +89,12 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             assert isinstance(p.params, SnapshotParams)
             models[p.params.name] = copy.deepcopy(model)
             continue
+        if isinstance(p.params, ExportParams):
+            failed = _try_export(model, p.params, example)
+            if failed:
+                report.diagnostics += with_span(failed, p)
+                return report
+            continue
         if not p.info.graph:
             continue
         ctx = PassContext(
@@ -109,6 +117,19 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             )
         )
     return report
+
+
+def _try_export(model: nn.Module, params: ExportParams, example: torch.Tensor) -> list[Diagnostic]:
+    """Export the model as the plan would leave it, into a scratch directory: an export that
+    cannot succeed (KDR505) is known before any training."""
+    from runtime.export import export_model
+
+    with tempfile.TemporaryDirectory(prefix="kdr-dry-export-") as scratch:
+        try:
+            export_model(model, params.format, Path(scratch) / Path(params.path).name, example)
+        except KdrError as exc:
+            return exc.diagnostics
+    return []
 
 
 def check_plan(plan: Plan) -> ModelCheckReport:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compiler.ops import PruneChannelsParams
 from compiler.plan import Plan, PlanPass
 from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
 from runtime.data import DataBundle
@@ -58,21 +59,26 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
 
 
 def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
-    """KDR500 before any training: every model a traced graph pass will act on traces."""
+    """KDR500 before any training: every model a traced graph pass will act on traces, with the
+    modules that pass scopes out (``except ...``) kept opaque, as the pass itself keeps them."""
     from runtime.passes.trace import trace
 
     out: list[Diagnostic] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    reported: set[str] = set()
     for p in plan.passes:
-        if not p.info.traced or p.subject in seen:
+        leaves = tuple(p.params.exclude) if isinstance(p.params, PruneChannelsParams) else ()
+        key = (p.subject, leaves)
+        if not p.info.traced or key in seen or p.subject in reported:
             continue
-        seen.add(p.subject)
+        seen.add(key)
         model = store.models.get(p.subject)
         if model is None:
             continue
         try:
-            trace(model)
+            trace(model, leaves)
         except KdrError as exc:
+            reported.add(p.subject)
             out += with_span(exc.diagnostics, p)
     return out
 

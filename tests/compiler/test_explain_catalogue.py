@@ -104,15 +104,7 @@ def test_every_emitted_code_is_in_the_catalogue():
 
 #: Examples that today's runtime cannot check as they claim, with the bug that stops them.
 #: Strict xfails: when the bug is fixed the test passes, fails as XPASS, and the entry goes.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("KDR500", "fixed"): "bug: runtime.model_checks._check_traceable traces the model without "
-    "the prune stage's `except` scopes as leaf modules (the pass itself uses them), so "
-    "`except gate` does not clear KDR500 in the preflight",
-    ("KDR502", "fixed"): "bug: the compiler writes a percentage budget as {'kind', 'fraction'} "
-    "but runtime.passes.budget reads {'percent'}, so `prune to 40% params` is rejected as KDR502",
-    ("KDR505", "bad"): "gap: `kdr check --models` does not dry-run export passes, so KDR505 is "
-    "raised only by `kdr run` (see test_export_example_under_kdr_run)",
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _no_int8_engine(monkeypatch: pytest.MonkeyPatch) -> None:
