@@ -170,6 +170,9 @@ class OpInfo:
     graph: bool = False
     #: The subject must trace with torch.fx before any training (checked up front, KDR500).
     traced: bool = False
+    #: The params field that names a new model this op makes from its subject (a snapshot);
+    #: None: the op's result is its subject's next version.
+    produces: str | None = None
 
 
 OPS: dict[str, OpInfo] = {
@@ -177,7 +180,7 @@ OPS: dict[str, OpInfo] = {
     for info in (
         OpInfo("train", TrainingParams, training=True),
         OpInfo("distill", TrainingParams, training=True),
-        OpInfo("snapshot", SnapshotParams, read_only=True),
+        OpInfo("snapshot", SnapshotParams, read_only=True, produces="name"),
         OpInfo("evaluate", EvaluateParams, read_only=True),
         OpInfo("export", ExportParams, read_only=True),
         OpInfo("prune.channels", PruneChannelsParams, graph=True, traced=True),
@@ -213,6 +216,12 @@ class PassBase(BaseModel):
     @property
     def info(self) -> OpInfo:
         return OPS[self.op]
+
+    @property
+    def result_model(self) -> str:
+        """The model whose version this pass leaves: a new one it produces, or its subject."""
+        field = self.info.produces
+        return str(getattr(self.params, field)) if field else self.subject
 
     @model_validator(mode="after")
     def _teacher_matches_op(self) -> PassBase:

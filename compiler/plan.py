@@ -152,8 +152,8 @@ def build_plan(program: Program) -> Plan:
             last_writer[subject] = pid
         for m in reads:
             readers.setdefault(m, []).append(pid)
-        if op == "snapshot":
-            last_writer[step.params["name"]] = pid
+        if OPS[op].produces:
+            last_writer[str(getattr(params, str(OPS[op].produces)))] = pid
         deps = sorted(set(deps), key=lambda d: graph.nodes[d]["index"])
         graph.add_node(pid, index=n)
         graph.add_edges_from((d, pid) for d in deps)

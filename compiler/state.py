@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from compiler.lower.kinds import STAGES
 from compiler.program import Program, Step
 from recipe_lang.diagnostics import Span
 
@@ -60,12 +61,13 @@ class States:
     def apply(self, step: Step) -> None:
         name = step.subject
         state = self.models.get(name, ModelState())
-        if step.kind == "snapshot":
+        traits = STAGES[step.kind]
+        if traits.copies:
             self.models[step.params["name"]] = replace(
                 state, pending_change=None, last_untrained_graph=None
             )
             return
-        if step.kind in ("prune", "replace"):
+        if traits.graph:
             state = replace(
                 state,
                 pending_change=(step.kind, step.span),

@@ -5,8 +5,9 @@ notes list are derived from it with ``get_args``, and the plan's params models
 (:mod:`compiler.ops`) use the same ``Literal`` s, so a word added here is accepted by the
 compiler, spelled out in the plan schema and validated on the runtime's side at once.
 
-Stage traits say what a stage kind does to its subject. The state tracker, the rules, the plan
-builder and the runtime read them instead of keeping their own sets of stage names.
+:class:`StageTraits` says what a stage kind does to its subject; each lowering module declares
+its own (``compiler/lower/<kind>.py``: ``TRAITS``) and :data:`compiler.lower.kinds.STAGES` is the
+one table the state tracker and the rules read instead of keeping their own sets of stage names.
 """
 
 from __future__ import annotations
@@ -82,22 +83,9 @@ class StageTraits:
     after_int8: bool = False
     #: It may act on a snapshot or an ensemble (a frozen copy, an average of models).
     on_frozen: bool = False
+    #: It makes a new model from its subject (a snapshot), named by its ``name`` param.
+    copies: bool = False
 
-
-STAGES: dict[str, StageTraits] = {
-    "train": StageTraits(mutates=True),
-    "distill": StageTraits(mutates=True),
-    "snapshot": StageTraits(mutates=False, after_int8=True),
-    "prune": StageTraits(mutates=True, graph=True),
-    "replace": StageTraits(mutates=True, graph=True),
-    # A second quantization is KDR203's to report, not KDR200's.
-    "quantize": StageTraits(mutates=True, after_int8=True),
-    "evaluate": StageTraits(mutates=False, after_int8=True, on_frozen=True),
-    "export": StageTraits(mutates=False, after_int8=True, on_frozen=True),
-}
-
-#: The stage kinds a subject that is a snapshot or an ensemble accepts, for messages.
-FROZEN_STAGES: tuple[str, ...] = tuple(k for k, t in STAGES.items() if t.on_frozen)
 
 __all__ = [
     "BUDGET_UNITS",
@@ -108,14 +96,12 @@ __all__ = [
     "DEFAULT_TEMPERATURE",
     "DURATION_UNITS",
     "EXPORT_FORMATS",
-    "FROZEN_STAGES",
     "MAX_STEPS",
     "MODIFIERS",
     "PRUNE_WORDS",
     "QUANT_PRECISIONS",
     "QUANT_WORDS",
     "REPLACEMENTS",
-    "STAGES",
     "WEIGHT_CRITERIA",
     "StageTraits",
 ]

@@ -8,7 +8,7 @@ step becomes, in order). :data:`STAGE_KINDS` is their registry; ``repeat`` is un
 
 from __future__ import annotations
 
-from compiler.lower.kinds import STAGE_KINDS, StageKind, expand
+from compiler.lower.kinds import STAGE_KINDS, STAGES, StageKind, expand
 from compiler.lower.unroll import lower_pipeline
 
-__all__ = ["STAGE_KINDS", "StageKind", "expand", "lower_pipeline"]
+__all__ = ["STAGES", "STAGE_KINDS", "StageKind", "expand", "lower_pipeline"]

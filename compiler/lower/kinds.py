@@ -1,31 +1,44 @@
-"""The registry of stage kinds: one lowering module per kind."""
+"""The registry of stage kinds, discovered: every module of ``compiler.lower.stages``.
+
+A stage-kind module defines ``KIND``, ``TRAITS`` (:class:`~compiler.vocab.StageTraits`),
+``lower(state, stage, step)`` and ``expand(step)``. :data:`STAGES` is the one table of stage
+traits that the state tracker and the rules read.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from pathlib import Path
 
-from compiler.lower import distill, evaluate, export, prune, quantize, replace, snapshot, train
 from compiler.ops import OpParams
 from compiler.program import Step
+from compiler.vocab import StageTraits
 
 
 @dataclass(frozen=True)
 class StageKind:
     kind: str
+    traits: StageTraits
     lower: Callable[..., None]
     expand: Callable[[Step], list[tuple[str, OpParams]]]
 
 
-def _kind(module: ModuleType) -> StageKind:
-    return StageKind(module.KIND, module.lower, module.expand)
+def _discover() -> dict[str, StageKind]:
+    found: dict[str, StageKind] = {}
+    folder = Path(__file__).parent / "stages"
+    for info in sorted(pkgutil.iter_modules([str(folder)]), key=lambda i: i.name):
+        module = importlib.import_module(f"compiler.lower.stages.{info.name}")
+        found[module.KIND] = StageKind(module.KIND, module.TRAITS, module.lower, module.expand)
+    return found
 
 
-STAGE_KINDS: dict[str, StageKind] = {
-    k.kind: k
-    for k in map(_kind, (train, distill, snapshot, prune, replace, quantize, evaluate, export))
-}
+STAGE_KINDS: dict[str, StageKind] = _discover()
+STAGES: dict[str, StageTraits] = {k: s.traits for k, s in STAGE_KINDS.items()}
+#: The stage kinds that may act on a snapshot or an ensemble, for messages.
+FROZEN_STAGES: tuple[str, ...] = tuple(k for k, t in STAGES.items() if t.on_frozen)
 
 
 def expand(step: Step) -> list[tuple[str, OpParams]]:

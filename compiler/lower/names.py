@@ -6,15 +6,15 @@ from compiler.declarations import check_ensemble
 from compiler.lower.base import LowerState
 from compiler.program import ModelSpec, Step
 from compiler.values import did_you_mean, unknown
-from compiler.vocab import FROZEN_STAGES, STAGES
+from compiler.vocab import StageTraits
 from compiler.zoo import BUILTIN_MODELS, ZOO, is_zoo_name
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, error
 from recipe_lang.printer import call as call_text
 
 
-def _frozen_help() -> Note:
-    allowed = " and ".join(f"`{k}`" for k in FROZEN_STAGES)
+def _frozen_help(frozen_kinds: tuple[str, ...]) -> Note:
+    allowed = " and ".join(f"`{k}`" for k in frozen_kinds)
     return Note(kind="help", message=f"only {allowed} act on a snapshot; use it as a teacher")
 
 
@@ -54,10 +54,13 @@ def placeholder(st: LowerState, name: str) -> str:
     return name
 
 
-def subject(st: LowerState, s: ast.Stage, step: Step) -> str:
+def subject(
+    st: LowerState, s: ast.Stage, step: Step, traits: StageTraits, frozen_kinds: tuple[str, ...]
+) -> str:
+    """The stage's subject model (``student`` by default), checked against what it may be."""
     name = s.subject.value if s.subject else "student"
     span = s.subject.span if s.subject else s.span
-    on_frozen = STAGES[s.kind].on_frozen
+    on_frozen = traits.on_frozen
     if name in st.snapshots:
         if not on_frozen:
             st.report(
@@ -65,7 +68,7 @@ def subject(st: LowerState, s: ast.Stage, step: Step) -> str:
                     "KDR104",
                     f"`{name}` is a snapshot, a frozen copy: `{s.kind}` cannot change it",
                     span,
-                    _frozen_help(),
+                    _frozen_help(frozen_kinds),
                 )
             )
             step.broken = True

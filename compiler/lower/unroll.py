@@ -15,7 +15,7 @@ from collections.abc import Callable
 from compiler.declarations import Declarations
 from compiler.lower import names
 from compiler.lower.base import LowerState
-from compiler.lower.kinds import STAGE_KINDS
+from compiler.lower.kinds import FROZEN_STAGES, STAGE_KINDS
 from compiler.program import Step
 from compiler.values import Values
 from compiler.vocab import MAX_STEPS
@@ -84,6 +84,7 @@ def _lower_stage(st: LowerState, s: ast.Stage, iteration: tuple[int, ...]) -> St
     step = Step(
         index=len(st.steps), kind=s.kind, subject="", span=s.span, node=s, iteration=iteration
     )
-    step.subject = names.subject(st, s, step)
-    STAGE_KINDS[s.kind].lower(st, s, step)
+    kind = STAGE_KINDS[s.kind]
+    step.subject = names.subject(st, s, step, kind.traits, FROZEN_STAGES)
+    kind.lower(st, s, step)
     return step

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+from compiler.lower.kinds import STAGES
 from compiler.program import Program
 from compiler.state import walk
 from recipe_lang.codes import EXAMPLE_HEAD, EXAMPLE_TRAINED, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
-
-#: Stages that may act on an int8 model (snapshot only copies it; quantize is KDR203's).
-_ALLOWED = {"evaluate", "export", "snapshot", "quantize"}
 
 
 def check(program: Program) -> list[Diagnostic]:
     out = []
     for step, states in walk(program):
         converted = states.get(step.subject).converted
-        if converted is None or step.kind in _ALLOWED:
+        if converted is None or STAGES[step.kind].after_int8:
             continue
         out.append(
             error(

@@ -6,6 +6,7 @@ block (one stage with both scopes): replaces with different blocks cannot be one
 
 from __future__ import annotations
 
+from compiler.lower.kinds import STAGES
 from compiler.program import Program, Step
 from compiler.state import walk
 from recipe_lang.codes import EXAMPLE_TRAINED, code_info
@@ -23,7 +24,7 @@ def check(program: Program) -> list[Diagnostic]:
     previous: dict[str, str] = {}
     for step, states in walk(program):
         last = states.get(step.subject).last_untrained_graph
-        if step.kind in ("prune", "replace"):
+        if STAGES[step.kind].graph:
             if last is not None and previous.get(step.subject) == _kind(step):
                 out.append(
                     warning(

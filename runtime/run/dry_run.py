@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compiler.ops import CalibrateParams, ExportParams, SnapshotParams
+from compiler.ops import CalibrateParams, ExportParams
 from compiler.plan import Plan
 from recipe_lang.diagnostics import Diagnostic, KdrError
 from runtime.data import DataBundle
@@ -85,9 +85,8 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
         model = current(p.subject)
         if model is None:
             continue
-        if p.op == "snapshot":
-            assert isinstance(p.params, SnapshotParams)
-            models[p.params.name] = copy.deepcopy(model)
+        if p.result_model != p.subject:  # a copy (snapshot): the graph passes see it later
+            models[p.result_model] = copy.deepcopy(model)
             continue
         if isinstance(p.params, ExportParams):
             failed = _try_export(model, p.params, example)

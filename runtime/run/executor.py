@@ -129,8 +129,7 @@ def execute(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         extra = handler(p.op)(ctx, p, index)
         wall = time.perf_counter() - t0
-        name = getattr(p.params, "name", None) if p.op == "snapshot" else p.subject
-        assert isinstance(name, str)
+        name = p.result_model
         if not p.info.read_only:
             distributed.check_agreement(ctx.store.get(name), f"pass {p.id}")
         on_main(functools.partial(_finish, ctx, p, name, wall, extra), f"to checkpoint pass {p.id}")

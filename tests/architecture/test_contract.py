@@ -12,10 +12,9 @@ import pytest
 
 from compiler.bind import Bindings
 from compiler.driver import compile_file, compile_source
-from compiler.lower import STAGE_KINDS
+from compiler.lower import STAGE_KINDS, STAGES
 from compiler.ops import OPS
 from compiler.plan import Plan
-from compiler.vocab import STAGES
 from kdr.cli import main
 from recipe_lang import ast
 from runtime.passes import PASSES

@@ -23,6 +23,7 @@ from ..base import PassContext, PassResult, register_pass
 from ..scopes import Scope
 from .budget import Trial, search_ratio
 from .graph import DependencyGraph
+from .importance import Batches
 from .prune import prune_model
 from .surgery import apply_record
 
@@ -35,11 +36,26 @@ def replay_channels(model: nn.Module, record: dict[str, Any]) -> nn.Module:
     return apply_record(model, record)
 
 
+def _fixed(batches: Batches | None) -> Batches | None:
+    """The context's batches, drawn once: a budget search scores every trial and the final cut
+    on the same data, so a data-driven criterion (taylor) cuts what the search measured."""
+    if batches is None:
+        return None
+    drawn: list[Any] = []
+
+    def same() -> list[Any]:
+        if not drawn:
+            drawn.append(next(iter(batches())))
+        return drawn
+
+    return same
+
+
 @register_pass("prune.channels", replay=replay_channels)
 def prune_channels(module: nn.Module, params: PruneChannelsParams, ctx: PassContext) -> PassResult:
     """Prune ``params.ratio`` of the channels in scope, or as many as ``params.budget`` needs."""
     scope = Scope.of(params)
-    how = Trial(params.criterion, params.ranking, scope, ctx.batches, SEED)
+    how = Trial(params.criterion, params.ranking, scope, _fixed(ctx.batches), SEED)
     extra: dict[str, Any] = {}
     dg: DependencyGraph | None = None
     if params.budget is not None:

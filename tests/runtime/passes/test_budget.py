@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 import torch
-from pydantic import ValidationError
 from torch import nn
 
 import runtime.passes  # noqa: F401  (registers the passes)
 from compiler.driver import compile_source
-from compiler.ops import OPS, Budget, PruneChannelsParams
+from compiler.ops import Budget, PruneChannelsParams
 from recipe_lang.diagnostics import KdrError
 from runtime.passes.base import PassContext, replay_pass, run_pass
 from runtime.passes.channels import count_macs, count_params
@@ -59,14 +58,8 @@ def compiled_params(stage: str) -> Any:
     result = compile_source(source)
     assert result.plan is not None, result.diagnostics
     (p,) = [p for p in result.plan.passes if p.op == "prune.channels"]
-    params = p.params
-    if isinstance(params, dict):  # plans whose passes are not typed models yet
-        try:
-            params = OPS["prune.channels"].params.model_validate(params)
-        except ValidationError as exc:
-            pytest.xfail(f"the compiler does not emit `Budget` yet: {exc.errors()[0]['msg']}")
-    assert isinstance(params, PruneChannelsParams)
-    return params
+    assert isinstance(p.params, PruneChannelsParams)
+    return p.params
 
 
 def check_pruned_to(params: PruneChannelsParams, target_of: Callable[[int], float]) -> None:
@@ -156,3 +149,18 @@ def test_params_that_do_not_fit_are_a_bug_kdr999(budget: dict[str, Any]) -> None
     diag = info.value.diagnostics[0]
     assert diag.code == "KDR999" and "prune.channels" in diag.message and "budget" in diag.message
     assert m[0].out_channels == 32
+
+
+def test_a_taylor_budget_is_met_when_every_draw_of_data_differs():
+    """The pass draws its batch once: the search's trials and the final cut see the same data,
+    even from a context whose batches change at every call (as a shared generator's do)."""
+    budget = Budget(unit="params", value=20_000)
+    params = PruneChannelsParams(budget=budget, criterion="taylor", ranking="global")
+    generator = torch.Generator().manual_seed(0)
+
+    def changing():
+        return [(torch.randn(4, *X.shape[1:], generator=generator), torch.randint(0, 10, (4,)))]
+
+    m = wide()
+    run_pass("prune.channels", m, params, PassContext(example_inputs=X, batches=changing))
+    assert count_params(m) <= 20_000

@@ -7,9 +7,11 @@ from compiler.lower.base import LowerState
 from compiler.lower.training_ops import training_pass
 from compiler.ops import OpParams
 from compiler.program import Step
+from compiler.vocab import StageTraits
 from recipe_lang import ast
 
 KIND = "train"
+TRAITS = StageTraits(mutates=True)
 
 
 def lower(st: LowerState, s: ast.TrainStage, step: Step) -> None:

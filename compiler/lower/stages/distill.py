@@ -7,10 +7,11 @@ from compiler.lower.base import LowerState
 from compiler.lower.training_ops import training_pass
 from compiler.ops import OpParams
 from compiler.program import Step
-from compiler.vocab import DEFAULT_DISTILL_EPOCHS
+from compiler.vocab import DEFAULT_DISTILL_EPOCHS, StageTraits
 from recipe_lang import ast
 
 KIND = "distill"
+TRAITS = StageTraits(mutates=True)
 
 
 def lower(st: LowerState, s: ast.DistillStage, step: Step) -> None:

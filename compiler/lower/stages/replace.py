@@ -9,11 +9,12 @@ from compiler.lower.base import LowerState
 from compiler.ops import OpParams, ReplaceGroupParams, ReplaceParams
 from compiler.program import Step
 from compiler.values import unknown
-from compiler.vocab import REPLACEMENTS
+from compiler.vocab import REPLACEMENTS, StageTraits
 from recipe_lang import ast
 from recipe_lang.diagnostics import error
 
 KIND = "replace"
+TRAITS = StageTraits(mutates=True, graph=True)
 
 
 def lower(st: LowerState, s: ast.ReplaceStage, step: Step) -> None:

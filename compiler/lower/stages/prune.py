@@ -12,11 +12,12 @@ from compiler.lower.training_ops import training_pass
 from compiler.ops import OpParams, PruneChannelsParams, PruneWeightsParams
 from compiler.program import Step
 from compiler.values import unknown
-from compiler.vocab import BUDGET_UNITS, CRITERIA, PRUNE_WORDS, WEIGHT_CRITERIA
+from compiler.vocab import BUDGET_UNITS, CRITERIA, PRUNE_WORDS, WEIGHT_CRITERIA, StageTraits
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, error
 
 KIND = "prune"
+TRAITS = StageTraits(mutates=True, graph=True)
 
 
 def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:

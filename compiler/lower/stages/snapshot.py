@@ -5,9 +5,11 @@ from __future__ import annotations
 from compiler.lower.base import LowerState
 from compiler.ops import OpParams, SnapshotParams
 from compiler.program import ModelSpec, Step
+from compiler.vocab import StageTraits
 from recipe_lang import ast
 
 KIND = "snapshot"
+TRAITS = StageTraits(mutates=False, after_int8=True, copies=True)
 
 
 def lower(st: LowerState, s: ast.SnapshotStage, step: Step) -> None:

@@ -6,11 +6,12 @@ from compiler.lower.base import LowerState
 from compiler.ops import ExportParams, OpParams
 from compiler.program import Step
 from compiler.values import unknown
-from compiler.vocab import EXPORT_FORMATS
+from compiler.vocab import EXPORT_FORMATS, StageTraits
 from recipe_lang import ast
 from recipe_lang.diagnostics import error
 
 KIND = "export"
+TRAITS = StageTraits(mutates=False, after_int8=True, on_frozen=True)
 
 
 def lower(st: LowerState, s: ast.ExportStage, step: Step) -> None:

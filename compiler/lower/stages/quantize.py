@@ -11,11 +11,13 @@ from compiler.lower.training_ops import training_pass
 from compiler.ops import CalibrateParams, FuseParams, OpParams, QuantParams
 from compiler.program import Step
 from compiler.values import unknown
-from compiler.vocab import DEFAULT_CALIBRATION_BATCHES, QUANT_PRECISIONS, QUANT_WORDS
+from compiler.vocab import DEFAULT_CALIBRATION_BATCHES, QUANT_PRECISIONS, QUANT_WORDS, StageTraits
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, error
 
 KIND = "quantize"
+#: A second quantization is KDR203's to report, not KDR200's.
+TRAITS = StageTraits(mutates=True, after_int8=True)
 
 
 def lower(st: LowerState, s: ast.QuantizeStage, step: Step) -> None:
