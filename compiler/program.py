@@ -42,6 +42,17 @@ class ModelSpec:
         weights = self.kwargs.get("weights")
         return bool(self.weights_path or self.pretrained or (weights not in (None, False, "")))
 
+    @property
+    def pretrained_elsewhere(self) -> bool:
+        """Zoo weights (``weights=...`` or a bare zoo teacher): trained, but on the zoo's own
+        classes; the runtime re-initialises the classifier for the data's."""
+        weights = self.kwargs.get("weights")
+        return (
+            self.kind == "constructor"
+            and not self.weights_path
+            and (self.pretrained or weights not in (None, False, ""))
+        )
+
     def to_plan(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         if self.constructor is not None:

@@ -19,6 +19,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "run_dir": None,
     "workers": 0,
     "compile": False,
+    #: Epochs of the finetune planned for a pretrained zoo teacher before it first teaches
+    #: (its classifier is re-initialised for the data's classes); 0 plans none.
+    "teacher_finetune": 1,
 }
 
 #: Keyword arguments each optimizer accepts, with their checks (low, high, low_open, high_open).
@@ -52,9 +55,9 @@ def check_setting(decl: ast.SetDecl, values: Values) -> tuple[str, Any] | None:
     if key == "seed":
         seed = values.count(v, "`seed`", minimum=0)
         return None if seed is None else (key, seed)
-    if key == "workers":
-        workers = values.count(v, "`workers`", minimum=0)
-        return None if workers is None else (key, workers)
+    if key in ("workers", "teacher_finetune"):
+        count = values.count(v, f"`{key}`", minimum=0)
+        return None if count is None else (key, count)
     if key == "precision":
         precision = values.name(v, "precision", PRECISIONS)
         return None if precision is None else (key, precision)

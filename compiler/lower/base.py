@@ -27,3 +27,5 @@ class LowerState:
         self.future_snapshots: dict[str, Span] = {}
         #: memoized unrolled sizes of ``repeat`` bodies, by block identity.
         self.sizes: dict[int, int] = {}
+        #: models a step has trained so far.
+        self.trained: set[str] = set()

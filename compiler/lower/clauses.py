@@ -36,9 +36,33 @@ def teacher_ref(
     name = names.teacher(st, t, step)
     if name is None:
         return None
+    finetune_pretrained(st, name, t.span)
     ref = TeacherRef(name=name, span=t.span, temperature=DEFAULT_TEMPERATURE, alpha=DEFAULT_ALPHA)
     teacher_options(st, options, ref)
     return ref
+
+
+def finetune_pretrained(st: LowerState, name: str, span: Span) -> None:
+    """Plan ``finetune NAME for N epochs`` (``set teacher_finetune = N``, default 1) before a
+    pretrained zoo teacher first teaches, unless a stage trained it already: its classifier is
+    re-initialised for the data's classes at run time, so it must learn them first."""
+    spec = st.models.get(name)
+    epochs = int(st.decls.settings.get("teacher_finetune", 0))
+    if spec is None or not spec.pretrained_elsewhere or name in st.trained or epochs == 0:
+        return
+    count = ast.Number(span=span, value=float(epochs), text=str(epochs))
+    node = ast.TrainStage(
+        span=span,
+        verb="finetune",
+        subject=ast.Ident(span=span, value=name),
+        duration=ast.Duration(span=span, count=count, unit=ast.Ident(span=span, value="epochs")),
+    )
+    step = Step(index=len(st.steps), kind="train", subject=name, span=span, node=node)
+    step.params = {"verb": "finetune", "implicit": True}
+    step.training = training(st, step, node.duration, [])
+    step.training_span = span
+    st.steps.append(step)
+    st.trained.add(name)
 
 
 def teacher_options(st: LowerState, options: list[ast.Option], ref: TeacherRef) -> None:

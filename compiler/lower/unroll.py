@@ -87,4 +87,7 @@ def _lower_stage(st: LowerState, s: ast.Stage, iteration: tuple[int, ...]) -> St
     kind = STAGE_KINDS[s.kind]
     step.subject = names.subject(st, s, step, kind.traits, FROZEN_STAGES)
     kind.lower(st, s, step)
+    step.index = len(st.steps)  # lowering may have planned steps before it (a finetune)
+    if step.training is not None:
+        st.trained.add(step.subject)
     return step

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 import runtime.models.families  # noqa: F401  (registers the families)
-from runtime.models.heads import adapt_input_channels
+from runtime.models.heads import adapt_input_channels, replace_head
 from runtime.models.registry import Wiring, model_error, resolve, signature_help
 
 
@@ -25,6 +25,8 @@ def build_model(
     kwargs = dict(kwargs)
     in_channels = int(kwargs.pop("in_channels", in_channels))
     pretrained = kwargs.get("weights") is not None
+    if pretrained:  # built with the weights' own head, then given the data's classes
+        num_classes = int(kwargs.pop("num_classes", num_classes))
     family.wire(fn, kwargs, Wiring(in_channels, num_classes, pretrained))
     try:
         model = fn(*args, **kwargs)
@@ -45,4 +47,8 @@ def build_model(
             "a model factory must return a torch.nn.Module",
         )
     adapt_input_channels(model, in_channels, pretrained=pretrained)
+    if pretrained:
+        note = replace_head(model, num_classes)
+        if note is not None:
+            model.kdr_notes = [note]  # reported with the model's input measurement
     return model

@@ -45,3 +45,35 @@ def adapt_input_channels(model: nn.Module, in_channels: int, *, pretrained: bool
         setattr(parent, attr, new)
         return True
     return False
+
+
+def replace_head(model: nn.Module, num_classes: int) -> str | None:
+    """Give a pretrained classifier ``num_classes`` outputs: its last layer (the last ``Linear``
+    or ``Conv2d`` registered, the classifier in every torchvision classification model) is
+    replaced by a freshly initialised one of the same shape but its outputs, and every other
+    weight is kept. Returns a note for the report, or None when the head already fits."""
+    found: tuple[str, nn.Module] | None = None
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            found = (name, module)
+    if found is None:
+        return None
+    name, head = found
+    old = head.out_features if isinstance(head, nn.Linear) else head.out_channels
+    if old == num_classes:
+        return None
+    new: nn.Module
+    if isinstance(head, nn.Linear):
+        new = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
+    else:
+        conv: Any = head
+        new = nn.Conv2d(
+            conv.in_channels,
+            num_classes,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            bias=conv.bias is not None,
+        )
+    model.set_submodule(name, new.to(head.weight.device))
+    return f"classifier `{name}` re-initialised for {num_classes} classes (pretrained on {old})"

@@ -30,7 +30,8 @@ class Wiring:
 
     in_channels: int
     num_classes: int
-    #: The call asks for pretrained weights (``weights=...``): their head is kept.
+    #: The call asks for pretrained weights (``weights=...``): built with their own head, which
+    #: ``build_model`` then fits to ``num_classes``.
     pretrained: bool
 
 

@@ -91,7 +91,9 @@ def _measure_inputs(ctx: RunContext) -> None:
         t0 = time.perf_counter()
         metrics = _measure(ctx, name)
         wall = time.perf_counter() - t0
-        ctx.state.stages.append(entries.entry("input", "input", name, wall, metrics, {}))
+        notes = getattr(ctx.store.get(name), "kdr_notes", None)  # e.g. a re-initialised head
+        extra = {"notes": list(notes)} if notes else {}
+        ctx.state.stages.append(entries.entry("input", "input", name, wall, metrics, extra))
     ctx.rundir.write_state(ctx.state)
 
 

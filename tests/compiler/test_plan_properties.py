@@ -326,6 +326,7 @@ def test_defaults_are_filled_in():
 def test_oneliner_defaults():
     plan = plan_of("distill from resnet50 then prune 50% then quantize int8")
     assert ops(plan) == [
+        "train",
         "distill",
         "prune.channels",
         "fuse.bn",
@@ -333,10 +334,32 @@ def test_oneliner_defaults():
         "quant.calibrate",
         "quant.convert",
     ]
-    assert plan.passes[0].params.epochs == 3
+    # The pretrained teacher learns the data's classes first (its head is re-initialised).
+    finetune, distill = plan.passes[:2]
+    assert (finetune.subject, finetune.params.verb, finetune.params.epochs) == (
+        "resnet50",
+        "finetune",
+        1,
+    )
+    assert edge(plan, finetune, distill)
+    assert distill.params.epochs == 3
     assert plan.placeholders == ["student"] and plan.data is None
     assert plan.models["resnet50"].pretrained and plan.models["resnet50"].inline
-    assert {p.subject for p in plan.passes} == {"student"}
+    assert {p.subject for p in plan.passes[1:]} == {"student"}
+
+
+def test_a_pretrained_teacher_is_finetuned_once_unless_trained_or_turned_off():
+    twice = "distill from resnet18 for 1 epoch then distill from resnet18 for 1 epoch"
+    assert ops(plan_of(twice)) == ["train", "distill", "distill"]
+    trained = (
+        'model teacher = resnet18(weights="DEFAULT")\n'
+        "finetune teacher for 2 epochs\nthen distill from teacher for 1 epoch"
+    )
+    assert [p.params.epochs for p in plan_of(trained).passes] == [2, 1]
+    off = "set teacher_finetune = 0\n" + twice
+    assert ops(plan_of(off)) == ["distill", "distill"]
+    loaded = 'model teacher = resnet18() from "t.pt"\ndistill from teacher for 1 epoch'
+    assert ops(plan_of(loaded)) == ["distill"]
 
 
 def test_settings_are_resolved():

@@ -44,3 +44,44 @@ def test_budget_prune_meets_both_budgets(tmp_path: Path) -> None:
     before, after = stages[second - 1]["macs"], stages[second]["macs"]
     assert abs(after - 0.4 * before) <= 0.02 * 0.4 * before, (before, after)
     assert stages[-1]["op"] == "evaluate" and stages[-1]["accuracy"] is not None
+
+
+def _stand_in_resnet50(torch_home: Path) -> None:
+    import torch
+    from torchvision import models
+
+    url = models.ResNet50_Weights.DEFAULT.url
+    target = torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(models.resnet50().state_dict(), target)
+
+
+def test_the_oneliner_runs_with_a_pretrained_teacher_on_the_data_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`distill from resnet50 then prune 50% then quantize int8`, offline: the resnet50
+    weights come from a local stand-in; its head is re-initialised for the 10 digits and
+    finetuned (planned by the compiler), then distill, prune and int8 run as checked."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    _stand_in_resnet50(tmp_path / "torch_home")
+    run_dir = tmp_path / "run"
+    args = [str(ROOT / "recipes" / "oneliner.kdr"), "--student", "convnet(width=8)"]
+    args += ["--data", SMALL_DATA]
+    assert main(["check", "--models", *args]) == 0
+    assert main(["run", *args, "--run-dir", str(run_dir), "--quiet"]) == 0
+    stages = _report(run_dir)
+    teacher_in = next(s for s in stages if s["op"] == "input" and s["model"] == "resnet50")
+    assert teacher_in["notes"] == [
+        "classifier `fc` re-initialised for 10 classes (pretrained on 1000)"
+    ]
+    ops = [(s["op"], s["model"]) for s in stages if s["op"] != "input"]
+    assert ops == [
+        ("train", "resnet50"),
+        ("distill", "student"),
+        ("prune.channels", "student"),
+        ("fuse.bn", "student"),
+        ("quant.prepare", "student"),
+        ("quant.calibrate", "student"),
+        ("quant.convert", "student"),
+    ]
+    assert (run_dir / "report.md").exists() and (run_dir / "report.png").exists()

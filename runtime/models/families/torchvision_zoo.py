@@ -1,7 +1,8 @@
 """torchvision's classification constructors: ``resnet18``, ``mobilenet_v2(width_mult=0.5)``,
 also spelled ``torchvision.resnet18`` or ``torchvision.models.resnet18``. ``weights=`` is
-passed through; ``num_classes`` comes from the data unless the call gives it or asks for
-pretrained weights (their head is kept; the compiler checks classes)."""
+passed through; ``num_classes`` comes from the data unless the call gives it. With pretrained
+weights the model is built with the weights' own head, then its classifier is re-initialised
+for the data's classes (:func:`runtime.models.heads.replace_head`)."""
 
 from __future__ import annotations
 
