@@ -50,5 +50,6 @@ def build_model(
     if pretrained:
         note = replace_head(model, num_classes)
         if note is not None:
-            model.kdr_notes = [note]  # reported with the model's input measurement
+            # reported with the model's input measurement
+            object.__setattr__(model, "kdr_notes", [note])
     return model

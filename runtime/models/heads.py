@@ -75,5 +75,6 @@ def replace_head(model: nn.Module, num_classes: int) -> str | None:
             padding=conv.padding,
             bias=conv.bias is not None,
         )
-    model.set_submodule(name, new.to(head.weight.device))
+    weight: Any = head.weight
+    model.set_submodule(name, new.to(weight.device))
     return f"classifier `{name}` re-initialised for {num_classes} classes (pretrained on {old})"
