@@ -158,3 +158,17 @@ def test_every_golden_plan_reads_back_and_dry_runs(path, tmp_path, monkeypatch, 
     graph_passes = [p.id for p in plan.passes if p.info.graph]
     assert [e.pass_id for e in report.estimates if e.pass_id != "input"] == graph_passes
     assert any(e.pass_id == "input" for e in report.estimates)
+
+
+def test_a_plan_from_an_older_kdr_is_refused_naming_the_field(tmp_path, capsys):
+    """A version-1 plan (free-form params) does not fit the typed ops: `kdr run` says which
+    field and which version, with a code, and runs nothing."""
+    old = ROOT / "tests" / "fixtures" / "old_plans" / "budget_prune_v1.json"
+    assert json.loads(old.read_text(encoding="utf-8"))["kdr_plan_version"] == 1
+    code = main(["run", str(old), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error[KDR504]" in err
+    assert "field `passes[2].params.budget.unit`: Field required" in err
+    assert "version 1" in err and "kdr compile" in err
+    assert not (tmp_path / "run").exists()
