@@ -1,8 +1,9 @@
 """The registry of stage kinds, discovered: every module of ``compiler.lower.stages``.
 
 A stage-kind module defines ``KIND``, ``TRAITS`` (:class:`~compiler.vocab.StageTraits`),
-``lower(state, stage, step)`` and ``expand(step)``. :data:`STAGES` is the one table of stage
-traits that the state tracker and the rules read.
+``lower(state, stage, step)``, ``expand(step)`` and, if the stage declares names,
+``declare``. :data:`STAGES` is the one table of stage traits that the state tracker and the
+rules read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class StageKind:
     traits: StageTraits
     lower: Callable[..., None]
     expand: Callable[[Step], list[tuple[str, OpParams]]]
+    #: Optional: called on every occurrence of the stage before any is lowered (names the
+    #: stage declares, such as a snapshot's).
+    declare: Callable[..., None] | None = None
 
 
 def _discover() -> dict[str, StageKind]:
@@ -31,7 +35,13 @@ def _discover() -> dict[str, StageKind]:
     folder = Path(__file__).parent / "stages"
     for info in sorted(pkgutil.iter_modules([str(folder)]), key=lambda i: i.name):
         module = importlib.import_module(f"compiler.lower.stages.{info.name}")
-        found[module.KIND] = StageKind(module.KIND, module.TRAITS, module.lower, module.expand)
+        found[module.KIND] = StageKind(
+            module.KIND,
+            module.TRAITS,
+            module.lower,
+            module.expand,
+            getattr(module, "declare", None),
+        )
     return found
 
 

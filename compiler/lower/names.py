@@ -18,35 +18,6 @@ def _frozen_help(frozen_kinds: tuple[str, ...]) -> Note:
     return Note(kind="help", message=f"only {allowed} act on a snapshot; use it as a teacher")
 
 
-def collect_snapshots(st: LowerState, stages: list[ast.Stage]) -> None:
-    """Every snapshot the pipeline takes (KDR101 for clashes), before lowering any stage."""
-    for s in stages:
-        if isinstance(s, ast.SnapshotStage):
-            name = s.name.value
-            if name in st.models:
-                st.report(
-                    error(
-                        "KDR101",
-                        f"snapshot `{name}` has the name of a model",
-                        s.name.span,
-                        Note(message="the model is declared here", span=st.models[name].span),
-                    )
-                )
-            elif name in st.future_snapshots:
-                st.report(
-                    error(
-                        "KDR101",
-                        f"snapshot `{name}` is taken twice",
-                        s.name.span,
-                        Note(message="first taken here", span=st.future_snapshots[name]),
-                    )
-                )
-            else:
-                st.future_snapshots[name] = s.name.span
-        elif isinstance(s, ast.RepeatStage):
-            collect_snapshots(st, s.stages)
-
-
 def placeholder(st: LowerState, name: str) -> str:
     """A model left to bind at run time (``--student``)."""
     if name not in st.models:

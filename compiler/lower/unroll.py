@@ -30,9 +30,19 @@ def lower_pipeline(
     stages: list[ast.Stage],
 ) -> list[Step]:
     st = LowerState(decls, values, report)
-    names.collect_snapshots(st, stages)
+    _declare(st, stages)
     _lower_block(st, stages, ())
     return st.steps
+
+
+def _declare(st: LowerState, stages: list[ast.Stage]) -> None:
+    for s in stages:
+        if isinstance(s, ast.RepeatStage):
+            _declare(st, s.stages)
+            continue
+        declare = STAGE_KINDS[s.kind].declare
+        if declare is not None:
+            declare(st, s)
 
 
 def unrolled_size(st: LowerState, stages: list[ast.Stage]) -> int:
