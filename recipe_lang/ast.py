@@ -13,7 +13,7 @@ words) are stored in canonical order, so ``parse(fmt(x)) == parse(x)`` up to spa
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -213,6 +213,11 @@ class Scope(Node):
 
 
 class StageBase(Node):
+    #: A simple stage's layout, e.g. ``"snapshot {subject} as {name}"``: the AST builder and the
+    #: printer handle a stage that has one with no code of their own (``{subject}`` is optional
+    #: and may be left out; every other placeholder is an ``Ident`` or ``String`` field). Stages
+    #: with optional parts or free order keep their own builder and printer code.
+    SYNTAX: ClassVar[str | None] = None
     subject: Ident | None = None
 
     def subject_name(self, default: str = "student") -> str:
@@ -235,6 +240,7 @@ class DistillStage(StageBase):
 
 
 class SnapshotStage(StageBase):
+    SYNTAX = "snapshot {subject} as {name}"
     kind: Literal["snapshot"] = "snapshot"
     name: Ident
 
@@ -269,6 +275,7 @@ class QuantizeStage(StageBase):
 
 
 class EvaluateStage(StageBase):
+    SYNTAX = "evaluate {subject}"
     kind: Literal["evaluate"] = "evaluate"
 
 

@@ -6,6 +6,8 @@ two spellings of one stage build equal ASTs and the printer gives one layout.
 
 from __future__ import annotations
 
+import re
+import typing
 from typing import Any
 
 from lark import Token
@@ -26,8 +28,31 @@ def _sorted_options(options: list[ast.Option]) -> list[ast.Option]:
     return sorted(options, key=lambda o: OPTION_ORDER.get(o.name.value, len(OPTION_ORDER)))
 
 
+#: Stage nodes whose layout is their ``SYNTAX`` (built and printed with no code of their own).
+SYNTAX_STAGES: dict[str, type[ast.StageBase]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in typing.get_args(typing.get_args(ast.Stage)[0])
+    if cls.SYNTAX
+}
+
+
 class StageBuilder(ValueBuilder):
     """Stages and stage parts, on top of values."""
+
+    def syntax_stage(self, kind: str, c: list[Any]) -> ast.StageBase:
+        """A stage from its ``SYNTAX``: the rule's children after the keyword fill the
+        placeholders in order (an optional ``[NAME]`` child is None when absent)."""
+        cls = SYNTAX_STAGES[kind]
+        assert cls.SYNTAX is not None
+        fields: dict[str, Any] = {}
+        for field, tok in zip(re.findall(r"{(\w+)}", cls.SYNTAX), c[1:], strict=True):
+            if field == "subject":
+                fields[field] = self._subject(tok)
+            elif tok is not None and tok.type == "STRING":
+                fields[field] = ast.String(span=token_span(tok), value=decode_string(tok))
+            elif tok is not None:
+                fields[field] = self._ident(tok, declared=kind)
+        return cls(span=span_of(c), **fields)
 
     # ---- stage parts -----------------------------------------------------------------------
     def duration(self, meta: Meta, c: list[Any]) -> ast.Duration:
@@ -111,14 +136,6 @@ class StageBuilder(ValueBuilder):
             modifiers=mods[0] if mods else [],
         )
 
-    def snapshot(self, meta: Meta, c: list[Any]) -> ast.SnapshotStage:
-        _, subject, name = c
-        return ast.SnapshotStage(
-            span=span_of(c),
-            subject=self._subject(subject),
-            name=self._ident(name, declared="snapshot"),
-        )
-
     def prune(self, meta: Meta, c: list[Any]) -> ast.PruneStage:
         _, subject, amount, *rest = c
         fields: dict[str, Any] = {"words": [], "include": [], "exclude": []}
@@ -187,9 +204,6 @@ class StageBuilder(ValueBuilder):
             modifiers=recovery[0] if recovery else [],
             duration=recovery[1] if recovery else None,
         )
-
-    def evaluate(self, meta: Meta, c: list[Any]) -> ast.EvaluateStage:
-        return ast.EvaluateStage(span=span_of(c), subject=self._subject(c[1]))
 
     def export(self, meta: Meta, c: list[Any]) -> ast.ExportStage:
         _, first, second, path = c

@@ -11,13 +11,14 @@ declarations and the recipe itself.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from lark import Token, Tree
 from lark.tree import Meta
 
 from recipe_lang import ast
-from recipe_lang.build_stages import StageBuilder
+from recipe_lang.build_stages import SYNTAX_STAGES, StageBuilder
 from recipe_lang.diagnostics import Diagnostic
 from recipe_lang.spans import decode_string, span_of, token_span
 
@@ -40,10 +41,15 @@ class AstBuilder(StageBuilder):
         method = self._methods.get(name)
         if method is None:
             method = getattr(self, name, None) if not name.startswith("_") else None
+            if method is None and name in SYNTAX_STAGES:
+                method = functools.partial(self._from_syntax, name)
             self._methods[name] = method or False
         if not method:
             return Tree(tree.data, children, tree.meta)
         return method(tree.meta, children)
+
+    def _from_syntax(self, kind: str, meta: Meta, c: list[Any]) -> ast.StageBase:
+        return self.syntax_stage(kind, c)
 
     # ---- declarations ----------------------------------------------------------------------
     def recipe_decl(self, meta: Meta, c: list[Token]) -> ast.RecipeDecl:

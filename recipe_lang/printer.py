@@ -15,6 +15,7 @@ then evaluate
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 
@@ -81,9 +82,26 @@ def _subject(s: ast.StageBase) -> list[str]:
     return [s.subject.value] if s.subject else []
 
 
+def _syntax_line(s: ast.StageBase) -> str:
+    """A stage printed from its ``SYNTAX`` (absent optional fields are left out)."""
+    assert s.SYNTAX is not None
+    parts = []
+    for word in s.SYNTAX.split():
+        field = re.fullmatch(r"{(\w+)}", word)
+        if field is None:
+            parts.append(word)
+            continue
+        v = getattr(s, field.group(1))
+        if v is not None:
+            parts.append(string(v.value) if isinstance(v, ast.String) else v.value)
+    return " ".join(parts)
+
+
 def stage_head(s: ast.Stage) -> str:
     """One stage on one line (a ``repeat`` prints only its opening ``repeat N {``)."""
     parts: list[str]
+    if s.SYNTAX:
+        return _syntax_line(s)
     if isinstance(s, ast.TrainStage):
         parts = [s.verb, *_subject(s), *_duration(s.duration)]
         if s.modifiers:
@@ -99,8 +117,6 @@ def stage_head(s: ast.Stage) -> str:
         ]
         if s.modifiers:
             parts.append(_modifiers(s.modifiers))
-    elif isinstance(s, ast.SnapshotStage):
-        parts = ["snapshot", *_subject(s), "as", s.name.value]
     elif isinstance(s, ast.PruneStage):
         if s.budget is not None:
             amount = f"to {value(s.budget.value)} {s.budget.unit.value}"
@@ -136,12 +152,12 @@ def stage_head(s: ast.Stage) -> str:
                 parts.append(s.calibrate.unit.value)
         if s.modifiers:
             parts += [_modifiers(s.modifiers), *_duration(s.duration)]
-    elif isinstance(s, ast.EvaluateStage):
-        parts = ["evaluate", *_subject(s)]
     elif isinstance(s, ast.ExportStage):
         parts = ["export", *_subject(s), s.format.value, string(s.path.value)]
-    else:
+    elif isinstance(s, ast.RepeatStage):
         parts = ["repeat", value(s.count), "{"]
+    else:  # pragma: no cover - every stage without a SYNTAX has a branch above
+        raise TypeError(f"no layout for stage `{s.kind}`")
     return " ".join(p for p in parts if p)
 
 
