@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compiler.declarations import Declarations, data_spec, model_spec
+from compiler.plan import Plan
 from compiler.values import Values
 from recipe_lang import ast
 from recipe_lang.diagnostics import Diagnostic, Note, error
@@ -89,3 +90,37 @@ def apply_bindings(
             relay(error("KDR104", "a student is one model, not an ensemble"))
         elif student is not None:
             decls.models["student"] = student
+
+
+def unbound(plan: Plan) -> list[Diagnostic]:
+    """Every binding a template's plan still lacks (data, student), all at once, each at the
+    first pass that needs it: ``kdr run`` and ``kdr check --models`` report them together."""
+    out: list[Diagnostic] = []
+    first = plan.passes[0].span if plan.passes else None
+    if plan.data is None:
+        out.append(
+            error(
+                "KDR207",
+                "this recipe needs data and none is declared or bound",
+                first,
+                Note(
+                    kind="help",
+                    message="declare `data = mnist10k()` or pass --data \"cifar10(root='~/data')\"",
+                ),
+            )
+        )
+    for name in plan.placeholders:
+        use = next((p.span for p in plan.passes if name in (p.subject, *p.reads)), first)
+        out.append(
+            error(
+                "KDR504",
+                f"`{name}` is not declared and was not bound",
+                use,
+                Note(
+                    kind="help",
+                    message=f'bind it: --{name} "resnet18()" (kdr run, check or compile), '
+                    f"or declare `model {name} = ...`",
+                ),
+            )
+        )
+    return out

@@ -177,7 +177,11 @@ def model_spec(
                 list_choices=False,
             )
         )
-        return None
+        # Still declared (the recipe has an error, so no plan is built): its uses are not
+        # reported again as unknown models.
+        broken = True
+    else:
+        broken = False
     literal = values.literal(call)
     return ModelSpec(
         name=name,
@@ -187,6 +191,7 @@ def model_spec(
         args=literal["args"],
         kwargs=literal["kwargs"],
         weights_path=weights,
+        broken=broken,
     )
 
 

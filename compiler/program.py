@@ -35,6 +35,9 @@ class ModelSpec:
     #: For snapshots: the model copied, and the step that copies it.
     source: str | None = None
     inline: bool = False
+    #: Its declaration has an error (an unknown constructor): kept so that its uses are not
+    #: reported again, but no advice is given about it.
+    broken: bool = False
 
     @property
     def has_initial_weights(self) -> bool:

@@ -136,8 +136,18 @@ def _bindings(args: argparse.Namespace) -> Bindings:
     return Bindings(student=args.student, data=args.data)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kdr")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kdr", description="Recipes for smaller, faster models.")
+    p.add_argument("--version", action="version", version=f"kdr {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add_set(sp: argparse.ArgumentParser) -> None:
@@ -158,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     c = sub.add_parser("check", help="report every diagnostic of the recipes")
-    c.add_argument("files", nargs="+")
+    c.add_argument("files", nargs="+", metavar="FILE", help="recipes (.kdr) to check")
     c.add_argument("--json", action="store_true", help="print diagnostics as JSON")
     c.add_argument(
         "--models",
@@ -170,20 +180,31 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     co = sub.add_parser("compile", help="print the plan")
-    co.add_argument("file")
-    co.add_argument("-o", "--output")
-    co.add_argument("--format", choices=["json", "text", "dot"], default="json")
+    co.add_argument("file", metavar="FILE", help="the recipe (.kdr) to compile")
+    co.add_argument("-o", "--output", metavar="OUT", help="write the plan here (default: stdout)")
+    co.add_argument(
+        "--format",
+        choices=["json", "text", "dot"],
+        default="json",
+        help="json (the plan document), text (a table) or dot (Graphviz); default json",
+    )
     co.add_argument("--quiet", action="store_true", help="hide warnings and notes")
     add_set(co)
     add_bindings(co)
     co.set_defaults(func=cmd_compile)
 
     r = sub.add_parser("run", help="execute a recipe or a plan")
-    r.add_argument("file")
+    r.add_argument("file", metavar="FILE", help="a recipe (.kdr) or a compiled plan (.json)")
     add_set(r)
     add_bindings(r)
-    r.add_argument("--run-dir")
-    r.add_argument("--resume", action="store_true")
+    r.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="where checkpoints, reports and relative exports go (default: runs/<recipe>/)",
+    )
+    r.add_argument(
+        "--resume", action="store_true", help="continue after the last finished pass of DIR"
+    )
     r.add_argument(
         "--nproc-per-node",
         type=int,
@@ -195,17 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--rdzv-endpoint",
         help="HOST:PORT every node of a multi-node run meets at (torchrun --rdzv-endpoint)",
     )
-    r.add_argument("--device")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument(
+        "--device", help="override `set device`: auto, cpu, cuda or cuda:N (default: the recipe's)"
+    )
+    r.add_argument("--quiet", action="store_true", help="print errors only")
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("fmt", help="format recipes canonically")
-    f.add_argument("files", nargs="+")
+    f.add_argument("files", nargs="+", metavar="FILE", help="recipes (.kdr) to format in place")
     f.add_argument("--check", action="store_true", help="exit 1 if a file would change")
     f.set_defaults(func=cmd_fmt)
 
     e = sub.add_parser("explain", help="explain a diagnostic code")
-    e.add_argument("code")
+    e.add_argument("code", metavar="CODE", help="a diagnostic code, e.g. KDR204")
     e.set_defaults(func=cmd_explain)
     return p
 

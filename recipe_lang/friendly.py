@@ -7,6 +7,7 @@ malformed examples, matched against the failing parser state with
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -178,6 +179,17 @@ def match_mistake(exc: UnexpectedInput, start: str = "start") -> str | None:
     return exact or (by_state[0][0] if by_state else None)
 
 
+def _misspelt_keyword(exc: UnexpectedToken, expected: set[str]) -> Note | None:
+    """``distil`` where a stage or declaration may start: "did you mean `distill`?"."""
+    if exc.token.type != "NAME":
+        return None
+    words = [
+        KEYWORD_TOKENS[t] for t in expected & (STAGE_TOKENS | DECL_TOKENS) if t in KEYWORD_TOKENS
+    ]
+    close = difflib.get_close_matches(str(exc.token), words, n=1, cutoff=0.7)
+    return Note(kind="help", message=f"did you mean `{close[0]}`?") if close else None
+
+
 def describe_syntax_error(
     exc: UnexpectedInput, source: str, span: Span, start: str = "start"
 ) -> Diagnostic:
@@ -224,7 +236,8 @@ def describe_syntax_error(
                 span,
                 Note(kind="help", message=f"expected {_words(expected)}"),
             )
-        return error("KDR001", f"expected {_words(expected)}, found {found}", span)
+        notes = [n for n in (_misspelt_keyword(exc, expected),) if n]
+        return error("KDR001", f"expected {_words(expected)}, found {found}", span, *notes)
     if isinstance(exc, UnexpectedEOF):
         return error(
             "KDR001", f"unexpected end of the recipe; expected {_words(set(exc.expected))}", span

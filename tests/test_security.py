@@ -302,11 +302,13 @@ def test_run_writes_only_run_dir_and_export_path(tiny_run: dict[str, object]) ->
     created = tiny_run["created"]
     assert isinstance(created, list)
     outside = [f for f in created if not f.startswith("rd/")]
-    # The export, created with its parent directory, and its integrity sidecar.
-    assert outside == ["out/s.pt", "out/s.pt.sha256"], created
+    assert outside == [], created  # a relative export path lands in the run directory
     inside = {f for f in created if f.startswith("rd/")}
     assert {"rd/plan.json", "rd/state.json", "rd/report.json", "rd/report.md"} <= inside
+    # The export, created with its parent directory, and its integrity sidecar.
+    assert {"rd/out/s.pt", "rd/out/s.pt.sha256"} <= inside
     allowed = ("rd/checkpoints/", "rd/plan.json", "rd/state.json", "rd/report.", "rd/.lock")
+    allowed += ("rd/out/s.pt",)
     assert all(f.startswith(allowed) for f in inside), sorted(inside)
 
 

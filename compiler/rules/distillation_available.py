@@ -18,7 +18,7 @@ from recipe_lang.diagnostics import Diagnostic, Note, note
 def check(program: Program) -> list[Diagnostic]:
     teachers = {s.teacher.name for s in program.steps if s.teacher is not None}
     teachers |= {n for n, m in program.models.items() if m.kind == "snapshot"}
-    teachers &= set(program.models)
+    teachers &= {n for n, m in program.models.items() if not m.broken}
     teachers |= {m for t in teachers for m in program.models[t].members}
     out = []
     for step, states in walk(program):

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from compiler.program import Program
 from compiler.state import walk
+from compiler.zoo import is_zoo_name
 from recipe_lang.codes import EXAMPLE_HEAD, code_info
 from recipe_lang.diagnostics import Diagnostic, Note, error
+
+
+def _fixes(program: Program, missing: list[str]) -> str:
+    """What makes the teacher trained, for these models (each fix is tested to work)."""
+    first = missing[0]
+    fixes = [
+        f"train it first (`train {first} for 3 epochs then ...`)",
+        f'load trained weights (`model {first} = ... from "{first}.pt"`)',
+    ]
+    spec = program.models.get(first)
+    if spec is not None and spec.constructor is not None and is_zoo_name(spec.constructor):
+        fixes.append(f'use the zoo\'s weights (`{spec.constructor}(weights="DEFAULT")`)')
+    return "; or ".join(fixes)
 
 
 def check(program: Program) -> list[Diagnostic]:
@@ -23,11 +37,7 @@ def check(program: Program) -> list[Diagnostic]:
                 f"teacher `{step.teacher.name}` holds no trained weights here"
                 + (f" (untrained: {who})" if missing != [step.teacher.name] else ""),
                 step.teacher.span,
-                Note(
-                    kind="help",
-                    message=f"train {who} earlier in the pipeline, load weights "
-                    'with `from "path"`, or pass `weights=...`',
-                ),
+                Note(kind="help", message=_fixes(program, missing)),
             )
         )
     return out

@@ -9,6 +9,7 @@ checks that every op in ``compiler.ops.OPS`` has a handler here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -80,8 +81,11 @@ def run_export(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     assert isinstance(params, ExportParams)
     if not distributed.is_main():
         return {}
+    target = Path(params.path).expanduser()
+    if not target.is_absolute():  # relative paths land in the run directory, with the reports
+        target = ctx.rundir.path / target
     try:
-        path = export_model(ctx.store.get(p.subject).cpu(), params.format, params.path, ctx.example)
+        path = export_model(ctx.store.get(p.subject).cpu(), params.format, target, ctx.example)
     except OSError as exc:
         raise KdrError(
             error(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from compiler.bind import unbound
 from compiler.plan import Plan
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.data import DataBundle, build_data
@@ -29,8 +33,16 @@ def need_data(plan: Plan) -> KdrError:
 
 
 def load_data(plan: Plan) -> DataBundle:
+    """The plan's data, once every binding it needs is there (all missing ones reported at
+    once), with the recipe's directory importable for ``"pkg.mod:fn"`` factories."""
+    missing = unbound(plan)
+    if missing:
+        raise KdrError(missing)
     if plan.data is None:
         raise need_data(plan)
+    recipe_dir = str(Path(plan.source.path).resolve().parent)
+    if Path(plan.source.path).exists() and recipe_dir not in sys.path:
+        sys.path.append(recipe_dir)  # after installed packages: a recipe cannot shadow them
     seed = int(plan.settings.get("seed", 0))
     return build_data(
         plan.data["call"],

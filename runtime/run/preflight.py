@@ -97,21 +97,35 @@ def _check_logits(
             continue
         t_out = _outputs(teacher, example)
         if t_out.shape != s_out.shape:
+            off = [
+                name
+                for name, o in ((teacher_name, t_out), (p.subject, s_out))
+                if o.shape[-1] != data.num_classes
+            ] or [teacher_name]
             out.append(
                 error(
                     "KDR501",
                     f"teacher `{teacher_name}` gives {t_out.shape[-1]} outputs but `{p.subject}` "
                     f"gives {s_out.shape[-1]} (the data has {data.num_classes} classes)",
                     p.span,
-                    Note(
-                        kind="help",
-                        message=f"fine-tune `{teacher_name}` on the data first "
-                        f"(`finetune {teacher_name} for N epochs`), or build it with "
-                        f"num_classes={data.num_classes}",
-                    ),
+                    Note(kind="help", message=_class_fix(plan, off[0], data.num_classes)),
                 )
             )
     return out
+
+
+def _class_fix(plan: Plan, name: str, classes: int) -> str:
+    """How to give ``name`` the data's classes (each fix is tested to work)."""
+    spec = plan.models.get(name)
+    if spec is not None and spec.kind == "factory":
+        return (
+            f"`{name}`'s factory must build {classes} outputs: it receives `num_classes` "
+            "from the data (see docs/factories.md)"
+        )
+    return (
+        f"build `{name}` with num_classes={classes}, or leave `num_classes` out: kdr takes it "
+        "from the data"
+    )
 
 
 def _check_engine(plan: Plan) -> list[Diagnostic]:

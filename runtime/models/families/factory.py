@@ -18,7 +18,7 @@ def _resolve(constructor: str) -> ModelFn | None:
     except Exception as exc:
         raise model_error(
             f"cannot import model factory module `{module_name}`: {exc}",
-            'a factory is written "pkg.mod:fn" and must be importable (check PYTHONPATH)',
+            'a factory is written "pkg.mod:fn"; put the module next to the recipe or on PYTHONPATH',
         ) from exc
     fn = getattr(module, fn_name, None)
     if not callable(fn):
