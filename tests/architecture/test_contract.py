@@ -172,3 +172,13 @@ def test_a_plan_from_an_older_kdr_is_refused_naming_the_field(tmp_path, capsys):
     assert "field `passes[2].params.budget.unit`: Field required" in err
     assert "version 1" in err and "kdr compile" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_printers_word_order_covers_the_compilers_words():
+    """Option words are the compiler's (compiler.vocab); the front end keeps only their print
+    order (recipe_lang.words, which cannot import the compiler): the two lists must agree."""
+    from compiler.vocab import GRANULARITIES, PRUNE_WORDS, QUANT_WORDS
+    from recipe_lang.words import PRUNE_KINDS, WORDS_IN_ORDER
+
+    assert set(WORDS_IN_ORDER) == set(PRUNE_WORDS) | set(QUANT_WORDS)
+    assert tuple(PRUNE_KINDS) == GRANULARITIES
