@@ -183,7 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(r)
     add_bindings(r)
     r.add_argument("--run-dir")
-    r.add_argument("--resume", action="store_true")
+    again = r.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue a run after its last finished pass"
+    )
+    again.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: move the run directory's previous run to <run-dir>.old-<timestamp>",
+    )
     r.add_argument(
         "--nproc-per-node",
         type=int,
