@@ -1,14 +1,15 @@
 """Training progress: a rich bar on a terminal, plain per-epoch lines otherwise, a steady ETA.
 
 Where stderr is a terminal, :class:`TrainProgress` draws a rich progress bar; where it is not
-(a log file, a pipe, CI), it prints one plain line per epoch (and a heartbeat line at least
-every :data:`HEARTBEAT_S` seconds during a long epoch), without ANSI codes::
+(a log file, a pipe, CI), it prints one plain line per epoch (no more often than every
+:data:`MIN_GAP_S` seconds, and at least every :data:`HEARTBEAT_S` seconds during a long epoch),
+without ANSI codes::
 
     epoch 1/3  step 40/120  loss 0.4123  elapsed 0:12  eta 0:24
 
-The ETA comes from :class:`EtaEstimator`: an exponential moving average of the time per step,
-seeded by the mean so far, so a slow first step (warm-up, a teacher cache) or a noisy step
-does not make it jump.
+The ETA comes from :class:`EtaEstimator`: the running mean of the time per step (the first,
+slow step left out), then a moving average with a long memory, so a slow first step (warm-up,
+a teacher cache) or a noisy step does not make it jump.
 
 >>> eta = EtaEstimator(total=10)
 >>> for step in range(1, 6):
@@ -26,8 +27,10 @@ import sys
 import time
 from typing import Any
 
-#: The plain-lines mode prints at least this often during a long epoch.
+#: The plain-lines mode prints at least this often during a long epoch ...
 HEARTBEAT_S = 30.0
+#: ... and at most this often when epochs are short (the last step always prints).
+MIN_GAP_S = 2.0
 
 
 def format_duration(seconds: float) -> str:
@@ -108,7 +111,8 @@ class TrainProgress:
                 bar.update(task, completed=step, loss=f"{loss:.3f}", eta=eta)
             return
         epoch_end = step % self.spe == 0 or step == self.total
-        if epoch_end or now - self._said >= HEARTBEAT_S:
+        quiet_for = now - self._said
+        if step == self.total or (epoch_end and quiet_for >= MIN_GAP_S) or quiet_for >= HEARTBEAT_S:
             self._line(step, losses, now)
             self._said = now
         if epoch_end:
