@@ -99,10 +99,13 @@ epochs or steps.
     code_info(
         "KDR105",
         "error",
-        "bad --set override",
+        "bad command-line use",
         """
-`--set NAME=VALUE` names no `param` of the recipe, or its value does not parse as a recipe
-value (a number, a percentage, a string, a name or a call). Declare the param first.
+A command-line flag does not fit the recipe or the run: `--set NAME=VALUE` names no `param` of
+the recipe or its value does not parse as a recipe value (declare the param first); `--student`
+/ `--data` is not a call, or is given with a compiled plan (bind when compiling); `--resume`
+names a run directory that holds a run of a different plan; a run directory holds finished
+passes and neither `--resume` (continue) nor `--fresh` (move the old run aside) was given.
 """,
         "# kdr check --set epochs=2\n" + EXAMPLE_HEAD + "train student for 3 epochs",
         "# kdr check --set epochs=2\nparam epochs = 3\n"

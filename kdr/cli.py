@@ -202,8 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where checkpoints, reports and relative exports go (default: runs/<recipe>/)",
     )
-    r.add_argument(
-        "--resume", action="store_true", help="continue after the last finished pass of DIR"
+    again = r.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue a run after its last finished pass"
+    )
+    again.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: move the run directory's previous run to <run-dir>.old-<timestamp>",
     )
     r.add_argument(
         "--nproc-per-node",

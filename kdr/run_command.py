@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -73,23 +74,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(summary(diagnostics), file=sys.stderr)
         return 1
     quiet = args.quiet or not main_rank
+    run_dir = Path(args.run_dir) if args.run_dir else RunRequest.default_run_dir(plan)
     options = RunOptions(
-        run_dir=Path(args.run_dir) if args.run_dir else RunRequest.default_run_dir(plan),
+        run_dir=run_dir,
         resume=args.resume,
+        fresh=args.fresh,
         quiet=quiet,
-        progress=sys.stderr.isatty() and not quiet,
+        progress=not quiet,
         device=args.device,
     )
     try:
         report = run(RunRequest(plan=plan, options=options))
     except KdrError as exc:
-        diags = [
-            d.with_file(plan.source.path) if d.span is not None else d for d in exc.diagnostics
-        ]
+        # Raised at run time: spans (a pass's stage) point into the recipe the plan came from.
+        diags = [d.with_file(plan.source.path) for d in exc.diagnostics]
         print(render_all(diags, sources), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if main_rank:
+            print(interrupted(args, run_dir), file=sys.stderr, flush=True)
+        return 130
     if not quiet:
         from runtime.report import summary_table
 
         summary_table(report)
+        print(finished(run_dir), file=sys.stderr)
     return 0
+
+
+def resume_command(argv: list[str], run_dir: Path) -> str:
+    """The ``kdr run`` command line that resumes the run ``argv`` started in ``run_dir``."""
+    args = [a for a in argv if a not in ("--fresh", "--resume")]
+    if not any(a == "--run-dir" or a.startswith("--run-dir=") for a in args):
+        args += ["--run-dir", str(run_dir)]
+    return shlex.join(["kdr", *args, "--resume"])
+
+
+def interrupted(args: argparse.Namespace, run_dir: Path) -> str:
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    return (
+        f"kdr: interrupted; the finished passes are kept in `{run_dir}`\n"
+        f"resume with: {resume_command(argv, run_dir)}"
+    )
+
+
+def finished(run_dir: Path) -> str:
+    from runtime.workspace import REPORT_FILES
+
+    reports = ", ".join(str(run_dir / name) for name in REPORT_FILES)
+    return f"run directory: {run_dir}\nreports: {reports}"

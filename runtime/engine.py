@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,6 +38,7 @@ from recipe_lang.diagnostics import KdrError, Note, error
 from runtime import distributed
 from runtime.data import DataBundle, index_batches
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
+from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
 
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -80,6 +80,7 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "fp32"
     compile: bool = False
+    #: Report progress: a bar on a terminal, else one line per epoch (runtime/progress.py).
     progress: bool = False
     description: str = "train"
 
@@ -173,28 +174,6 @@ def _teacher_logits(
     return torch.cat(outs).float()
 
 
-class _Progress:
-    """A rich progress bar when stdout is a terminal and progress is on; otherwise nothing."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.bar: Any = None
-        if enabled and sys.stdout.isatty():
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=False)
-            self.task = self.bar.add_task(description, total=total)
-            self.bar.start()
-
-    def update(self, step: int, loss: torch.Tensor) -> None:
-        if self.bar is not None and (step % 10 == 0):
-            self.bar.update(self.task, completed=step, description=f"loss {loss.item():.3f}")
-
-    def close(self, step: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step)
-            self.bar.stop()
-
-
 def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
     """Train ``model`` in place on ``data`` as ``cfg`` says (see the module docstring)."""
     if cfg.precision not in PRECISIONS:
@@ -236,7 +215,7 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
             cached = _teacher_logits(teacher, tensors[0], device, data.batch_size)
     smoothing = cfg.label_smoothing
     losses = torch.zeros(total)
-    progress = _Progress(cfg.progress, total, cfg.description)
+    progress = TrainProgress(cfg.progress, total, spe, cfg.description)
     step = samples = 0
     start = time.perf_counter()
     try:
@@ -287,7 +266,7 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
                 losses[step] = loss.detach()
                 samples += batch_samples
                 step += 1
-                progress.update(step, loss)
+                progress.update(step, losses)
                 if step >= total:
                     break
             else:

@@ -7,7 +7,11 @@ Layout of ``runs/<recipe>/``::
                               report entries so far (rewritten atomically after each pass)
     checkpoints/NNN-op-M.pt   one checkpoint per finished pass (+ .sha256 sidecar)
     report.json, report.md, report.png
-    .lock                     held while a run is active
+    .lock                     held (flock) while a run is active; removed when it ends
+
+A rerun over finished passes needs ``--resume`` (continue) or ``--fresh`` (start over): the
+fresh run first moves the old directory aside to ``<run dir>.old-<YYYYmmdd-HHMMSS>``, beside it,
+and never deletes it. A lock file left by a killed run is stale: its flock died with its holder.
 
 A pass counts as finished only once its checkpoint *and then* the manifest naming it are on
 disk, both written atomically; a run killed at any moment leaves a manifest that names only
@@ -19,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +32,8 @@ from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.checkpoint import atomic_write_bytes
 
 STATE_VERSION = 1
+#: The reports a finished run writes in its run directory (by runtime/report.py).
+REPORT_FILES = ("report.json", "report.md", "report.png")
 
 
 @dataclass
@@ -87,37 +94,91 @@ class RunDir:
                 "choose another --run-dir or free some space",
             ) from exc
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
     def lock(self) -> None:
-        """Refuse a second run on the same directory while this one is active."""
-        try:
-            handle = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the whole run
-        except OSError as exc:
-            raise _fs_error(
-                f"cannot create a lock in `{self.path}`", exc, "choose another --run-dir"
-            ) from exc
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            handle.close()
-            raise KdrError(
-                error(
-                    "KDR504",
-                    f"run directory `{self.path}` is in use by another kdr run",
-                    None,
-                    Note(kind="help", message="wait for it to finish, or pass another --run-dir"),
-                )
-            ) from exc
+        """Refuse a second run on the same directory while this one is active.
+
+        A lock file whose holder is gone is stale: the kernel released its flock with the
+        holder, so it is simply taken over. The file is removed on :meth:`unlock`; a run that
+        opened it just before it was removed holds a lock on a file no longer at that path, so
+        the lock is taken again on the path's current file.
+        """
+        for _ in range(10):
+            handle = self._open_lock()
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                handle.close()
+                raise KdrError(
+                    error(
+                        "KDR504",
+                        f"run directory `{self.path}` is in use by another kdr run",
+                        None,
+                        Note(
+                            kind="help", message="wait for it to finish, or pass another --run-dir"
+                        ),
+                    )
+                ) from exc
+            if self._is_current(handle):
+                break
+            handle.close()  # removed by its previous holder meanwhile: lock the new one
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._lock = handle
 
+    def _open_lock(self) -> IO[str]:
+        try:
+            return open(self.lock_path, "a+")  # held for the whole run
+        except OSError as exc:
+            raise _fs_error(
+                f"cannot create a lock in `{self.path}`", exc, "choose another --run-dir"
+            ) from exc
+
+    def _is_current(self, handle: IO[str]) -> bool:
+        try:
+            on_disk, held = os.stat(self.lock_path), os.fstat(handle.fileno())
+        except OSError:
+            return False
+        return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
     def unlock(self) -> None:
+        """Release the lock and remove its file (while still holding it, so that no other
+        run is left holding a lock on a removed file unknowingly: see :meth:`lock`)."""
         if self._lock is not None:
+            if self._is_current(self._lock):
+                self.lock_path.unlink(missing_ok=True)
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+    def move_aside(self) -> Path:
+        """Move this (locked) run directory to ``<name>.old-<timestamp>`` beside it, release
+        its lock, and return where it went. Nothing is deleted."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.old-{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.old-{stamp}-{n}")
+            n += 1
+        try:
+            os.rename(self.path, target)
+        except OSError as exc:
+            raise _fs_error(
+                f"cannot move the previous run `{self.path}` aside to `{target}`",
+                exc,
+                "move or remove it yourself, or pass another --run-dir",
+            ) from exc
+        if self._lock is not None:
+            (target / ".lock").unlink(missing_ok=True)
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+        return target
 
     def write_text(self, name: str, text: str) -> Path:
         target = self.path / name
@@ -193,7 +254,7 @@ class RunDir:
     def clear(self) -> None:
         """Forget a previous run in this directory (a fresh run without --resume): only the
         files kdr writes are removed."""
-        for name in ("state.json", "report.json", "report.md", "report.png"):
+        for name in ("state.json", *REPORT_FILES):
             (self.path / name).unlink(missing_ok=True)
         if self.checkpoints.exists():
             for f in self.checkpoints.iterdir():

@@ -10,7 +10,6 @@ not the run was resumed.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from runtime.engine import resolve_device
 from runtime.metrics import measure
 from runtime.modelstore import ModelStore
 from runtime.run import entries, resume
+from runtime.run.console import result_line, say
 from runtime.run.context import RunContext
 from runtime.run.handlers import handler
 from runtime.run.inputs import input_models, load_data
@@ -113,9 +113,26 @@ def _finish(ctx: RunContext, p: PlanPass, name: str, wall: float, extra: dict[st
     ctx.rundir.write_state(ctx.state)
 
 
-def _say(ctx: RunContext, text: str) -> None:
-    if not ctx.options.quiet:
-        print(text, file=sys.stderr, flush=True)
+def _run_pass(ctx: RunContext, p: PlanPass, index: int, title: str) -> None:
+    """One pass: its handler, then (rank 0) measure, checkpoint and record it. A diagnostic
+    raised without a span gets the span of the stage the pass comes from."""
+    try:
+        t0 = time.perf_counter()
+        extra = handler(p.op)(ctx, p, index)
+        wall = time.perf_counter() - t0
+        name = p.result_model
+        if not p.info.read_only:
+            distributed.check_agreement(ctx.store.get(name), f"pass {p.id}")
+        on_main(functools.partial(_finish, ctx, p, name, wall, extra), f"to checkpoint pass {p.id}")
+        if distributed.is_main():
+            say(ctx.options, f"{title}: {result_line(ctx.state.stages[-1])}")
+    except KdrError as exc:
+        if p.span is not None:
+            exc.diagnostics = [
+                d if d.span is not None else d.model_copy(update={"span": p.span})
+                for d in exc.diagnostics
+            ]
+        raise
 
 
 def execute(ctx: RunContext) -> dict[str, Any]:
@@ -127,14 +144,9 @@ def execute(ctx: RunContext) -> dict[str, Any]:
     for index, p in enumerate(ctx.plan.passes):
         if p.id in done:
             continue
-        _say(ctx, f"[{index + 1}/{total}] {p.op} {p.subject}")
-        t0 = time.perf_counter()
-        extra = handler(p.op)(ctx, p, index)
-        wall = time.perf_counter() - t0
-        name = p.result_model
-        if not p.info.read_only:
-            distributed.check_agreement(ctx.store.get(name), f"pass {p.id}")
-        on_main(functools.partial(_finish, ctx, p, name, wall, extra), f"to checkpoint pass {p.id}")
+        title = f"[{index + 1}/{total}] {p.op} {p.subject}"
+        say(ctx.options, title)
+        _run_pass(ctx, p, index, title)
         if not distributed.is_main():
             ctx.state.finished.append(p.id)
     if not distributed.is_main():
@@ -151,10 +163,10 @@ def run(request: RunRequest) -> dict[str, Any]:
     joined = distributed.init()
     try:
         ctx = prepare(request)
-        open_rundir(ctx)
         try:
+            open_rundir(ctx)
             return execute(ctx)
-        finally:
+        finally:  # also on an error or Ctrl-C: no lock file is left behind
             ctx.rundir.unlock()
     finally:
         if joined:

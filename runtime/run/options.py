@@ -12,7 +12,11 @@ from compiler.plan import Plan
 class RunOptions:
     run_dir: Path
     resume: bool = False
+    #: Start over on a run directory holding finished passes: the old run is moved aside to
+    #: ``<run_dir>.old-<timestamp>`` (never deleted).
+    fresh: bool = False
     quiet: bool = False
+    #: Report training progress: a bar on a terminal, else one plain line per epoch.
     progress: bool = False
     #: Overrides the plan's ``set device`` (``--device``); None keeps the plan's.
     device: str | None = None

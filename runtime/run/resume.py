@@ -1,4 +1,5 @@
-"""The run directory's life: open (lock, clear or verify), restore on resume, checkpoint."""
+"""The run directory's life: open (lock; refuse, move aside, clear or verify), restore on
+resume, checkpoint."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ from compiler.plan import PlanPass
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
 from runtime.modelstore import Lineage, rebuild
+from runtime.run.console import resume_line, say
 from runtime.run.context import RunContext
+from runtime.workspace import RunState
 
 
 def open_rundir(ctx: RunContext) -> None:
-    """Lock the run directory; on ``--resume`` verify and restore it, else start it afresh."""
-    rundir, plan = ctx.rundir, ctx.plan
+    """Lock the run directory; on ``--resume`` verify and restore it, on ``--fresh`` move the
+    previous run aside, else start afresh, refusing to throw finished passes away."""
+    rundir, plan, options = ctx.rundir, ctx.plan, ctx.options
     rundir.check_usable()
     rundir.create()
     rundir.lock()
+    if options.fresh and rundir.is_run_dir():
+        aside = rundir.move_aside()
+        say(options, f"fresh run: the previous run was moved to `{aside}`")
+        rundir.create()
+        rundir.lock()
     previous = rundir.read_state()
-    if ctx.options.resume and previous is not None:
+    if previous is not None and previous.finished and not options.resume:
+        raise _finished_work(ctx, previous)
+    if options.resume and previous is not None:
         if previous.plan_hash != plan.hash:
             raise KdrError(
                 error(
@@ -29,16 +40,45 @@ def open_rundir(ctx: RunContext) -> None:
                     Note(
                         kind="help",
                         message="resume with the same recipe and --set values, "
-                        "or pass another --run-dir",
+                        "start over with --fresh, or pass another --run-dir",
                     ),
                 )
             )
         ctx.state = previous
         verify_finished(ctx)
         restore(ctx)
+        if previous.finished:
+            say(options, resume_line(previous.finished, len(plan.passes)))
     else:
         rundir.clear()
     rundir.write_text("plan.json", plan.to_json())
+
+
+def _finished_work(ctx: RunContext, previous: RunState) -> KdrError:
+    """A rerun without ``--resume`` over finished passes: refused, every file left in place."""
+    path, done = ctx.rundir.path, previous.finished
+    names = done[0] if len(done) == 1 else f"{done[0]} ... {done[-1]}"
+    notes = []
+    if previous.plan_hash != ctx.plan.hash:
+        notes.append(
+            Note(message="it is a run of a different plan: `--resume` would refuse it too")
+        )
+    notes.append(
+        Note(
+            kind="help",
+            message=f"use `--resume` to continue or `--fresh` to start over (which moves the "
+            f"old run to `{path}.old-<timestamp>`), or pass another --run-dir",
+        )
+    )
+    return KdrError(
+        error(
+            "KDR105",
+            f"run directory `{path}` holds {len(done)} finished "
+            f"pass{'es' * (len(done) != 1)} ({names})",
+            None,
+            *notes,
+        )
+    )
 
 
 def verify_finished(ctx: RunContext) -> None:
