@@ -58,9 +58,9 @@ NOISY_WAIT = 0.25
 #: The intra-op threads every model is timed with.
 DEFAULT_THREADS = 1
 #: Seconds of timed rounds for a small model; a large one gets ``MIN_ROUNDS`` whatever it costs.
-DEFAULT_BUDGET_S = 0.2
+DEFAULT_BUDGET_S = 0.15
 MIN_ROUNDS = 5
-MAX_ROUNDS = 40
+MAX_ROUNDS = 30
 
 
 def is_noisy(low: float, p90: float, median: float, cpu: float) -> bool:

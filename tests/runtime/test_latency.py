@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from runtime.latency import (
+    DEFAULT_THREADS,
     LATENCY_KEYS,
     MAX_ROUNDS,
     MIN_ROUNDS,
@@ -141,3 +142,12 @@ def test_a_busy_core_gives_steady_medians_or_a_noisy_flag() -> None:
         a, c = first[f"latency_ms_b{b}"], second[f"latency_ms_b{b}"]
         steady = abs(a - c) / min(a, c) < 0.25
         assert steady or first["noisy"] or second["noisy"], (b, first, second)
+
+
+def test_the_tutorial_quotes_the_noisy_thresholds() -> None:
+    text = " ".join((ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8").split())
+    assert f"spread is above {100 * NOISY_SPREAD:.0f}%" in text
+    assert f"more than {NOISY_FLOOR_MS} ms above the minimum" in text
+    assert f"more than {100 * NOISY_WAIT:.0f}% above its CPU time" in text
+    assert "measured with one intra-op thread" in text and DEFAULT_THREADS == 1
+    assert (ROOT / "docs" / "img" / "quickstart_report.png").stat().st_size > 10_000
