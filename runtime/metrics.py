@@ -13,15 +13,14 @@ done through functional calls (``F.linear`` inside attention, for example) is no
 
 from __future__ import annotations
 
-import copy
 import io
-import statistics
-import time
 from typing import Any
 
 import torch
 import torch.ao.nn.quantized as nnq
 from torch import nn
+
+from runtime.latency import DEFAULT_THREADS, LATENCY_KEYS, latency_fields, time_batches
 
 CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nnq.Conv1d, nnq.Conv2d, nnq.Conv3d)
 LINEAR_TYPES: tuple[type, ...] = (nn.Linear, nnq.Linear)
@@ -108,26 +107,9 @@ def latency_ms(
     warmup: int = 3,
     repeats: int = 10,
 ) -> float:
-    """Median CPU wall time of one forward pass on a batch of ``batch``, in milliseconds."""
-    shape = tuple(input_shape)[-3:]
-    cpu_model = model
-    if next((t.device.type != "cpu" for t in model.parameters()), False):
-        cpu_model = copy.deepcopy(model).cpu()
-    x = torch.randn(batch, *shape)
-    was_training = cpu_model.training
-    cpu_model.eval()
-    times: list[float] = []
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                cpu_model(x)
-            for _ in range(max(repeats, 1)):
-                start = time.perf_counter()
-                cpu_model(x)
-                times.append((time.perf_counter() - start) * 1000.0)
-    finally:
-        cpu_model.train(was_training)
-    return statistics.median(times)
+    """Median CPU wall time of one forward pass on a batch of ``batch``, in milliseconds
+    (timed as the report times it: see ``runtime.latency``)."""
+    return time_batches(model, input_shape, (batch,), warmup=warmup, repeats=repeats)[batch].median
 
 
 def sparsity(model: nn.Module) -> float:
@@ -142,25 +124,33 @@ def sparsity(model: nn.Module) -> float:
     return zeros / total if total else 0.0
 
 
+#: Every field ``measure`` returns, in order.
+MEASURED_KEYS = ("accuracy", "params", "macs", "size_bytes", *LATENCY_KEYS, "sparsity")
+
+
 def measure(
     model: nn.Module,
     data: Any,
     *,
     accuracy: bool = True,
-    warmup: int = 3,
-    repeats: int = 10,
+    warmup: int = 2,
+    repeats: int | None = None,
+    threads: int = DEFAULT_THREADS,
 ) -> dict[str, Any]:
-    """The report's per-stage figures: ``accuracy`` (None if not asked), ``params``, ``macs``,
-    ``size_bytes``, ``latency_ms_b1`` and ``latency_ms_b32``, plus ``sparsity``."""
+    """The report's per-stage figures, ``MEASURED_KEYS``: ``accuracy`` (None if not asked),
+    ``params``, ``macs``, ``size_bytes``, the latency figures of ``runtime.latency`` (median,
+    min and spread at batch 1 and 32, threads, load average, ``noisy``) and ``sparsity``.
+    ``repeats`` None scales the latency rounds to the model's cost (a fraction of a second for
+    a small model)."""
     from runtime.engine import evaluate
 
     shape = (data.in_channels, data.image_size, data.image_size)
-    return {
+    out: dict[str, Any] = {
         "accuracy": evaluate(model, data) if accuracy else None,
         "params": count_params(model),
         "macs": count_macs(model, shape),
         "size_bytes": serialized_size(model),
-        "latency_ms_b1": latency_ms(model, shape, 1, warmup, repeats),
-        "latency_ms_b32": latency_ms(model, shape, 32, warmup, repeats),
-        "sparsity": sparsity(model),
     }
+    out.update(latency_fields(model, shape, warmup=warmup, repeats=repeats, threads=threads))
+    out["sparsity"] = sparsity(model)
+    return out

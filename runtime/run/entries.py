@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.metrics import MEASURED_KEYS
+
 #: The stable fields of every stage entry in ``report.json`` (the spec's names).
 METRIC_KEYS = ("accuracy", "params", "macs", "size_bytes", "latency_ms_b1", "latency_ms_b32")
 #: Fields a later read-only pass reuses rather than measuring an unchanged model again.
-REUSED_KEYS = (*METRIC_KEYS, "sparsity")
+REUSED_KEYS = MEASURED_KEYS
 
 
 def entry(

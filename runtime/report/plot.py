@@ -1,0 +1,201 @@
+"""``report.png``: accuracy against serialized size and against batch-1 CPU latency.
+
+One point per stage that changed a model (its last pass's figures), labelled with its pass
+numbers and a short name (``4-5 prune``), joined per model in plan order; the teachers drawn as
+stars, the final model ringed, the latency's min-to-p90 range as an error bar. The y axis is
+zoomed to those points: an untrained input model (10% on ten classes) is listed under the
+plot instead of squashing the trained ones into one line. Uses matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runtime.report import fields as f
+from runtime.report import labels as lbl
+
+#: The smallest half-range of the zoomed y axis, in percentage points.
+MIN_PAD = 0.25
+
+
+def _teachers(report: dict[str, Any]) -> set[str]:
+    return set(report.get("teachers") or [])
+
+
+def _final_model(report: dict[str, Any], points: list[dict[str, Any]]) -> str | None:
+    """The model the plan ends on: the subject of its last stage that changed a model."""
+    teachers = _teachers(report)
+    for point in reversed(points):
+        if point["model"] not in teachers:
+            return str(point["model"])
+    return str(points[-1]["model"]) if points else None
+
+
+def y_limits(accuracies: list[float]) -> tuple[float, float]:
+    """A y range (in %) around the trained points, with room above for their labels."""
+    lo, hi = min(accuracies), max(accuracies)
+    pad = max(0.12 * (hi - lo), MIN_PAD)
+    return lo - pad, min(hi + 2 * pad, 100.0 + pad)
+
+
+def _tick(fmt: Any) -> Any:
+    """A tick formatter from one of ``fields``' formats, without trailing zeros (``1 MB``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: re.sub(r"\.0+(?=\s|$)", "", fmt(v)))
+
+
+def _format_axis(ax: Any, key: str) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(_tick(f.fmt_size if key == "size_bytes" else "{:g}".format))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.18)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _footnote(report: dict[str, Any], hidden: list[dict[str, Any]]) -> str:
+    stages = report["stages"]
+    threads = sorted({e["threads"] for e in stages if e.get("threads") is not None})
+    loads = [e["load_avg"] for e in stages if e.get("load_avg") is not None]
+    cpus = report.get("machine", {}).get("cpus")
+    parts = [
+        "latency: CPU, batch 1, "
+        + (f"{'/'.join(map(str, threads))} thread(s), " if threads else "")
+        + "median, bar from min to p90"
+    ]
+    if any(f.noisy(p, 1) for p in stages):
+        parts.append("* noisy")
+    if loads:
+        parts.append(f"load avg up to {max(loads):.1f}" + (f" on {cpus} CPUs" if cpus else ""))
+    if hidden:
+        shown = ", ".join(f"{e['model']} {f.fmt_acc(e['accuracy'])}%" for e in hidden)
+        parts.append(f"not shown (below the axis): inputs {shown}")
+    return "; ".join(parts)
+
+
+def _panel(
+    ax: Any,
+    key: str,
+    points: list[dict[str, Any]],
+    report: dict[str, Any],
+    extra: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Draw one panel's points, lines and bars; returns ``labels.place``'s arguments."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    teachers, final = _teachers(report), _final_model(report, points)
+    latency = key == "latency_ms_b1"
+    xs_all: list[float] = []
+    ys_all: list[float] = []
+    texts: list[str] = []
+    bars: list[tuple[float, float, float]] = []
+    for m, model in enumerate(dict.fromkeys(p["model"] for p in points)):
+        mine = [p for p in points if p["model"] == model and p.get(key)]
+        colour, star = colours[m % len(colours)], model in teachers
+        xs = [float(p[key]) for p in mine]
+        ys = [100 * p["accuracy"] for p in mine]
+        ax.plot(xs, ys, "-", color=colour, alpha=0.35, lw=1.2)
+        if latency:
+            below = [p[key] - (p.get("latency_ms_b1_min") or p[key]) for p in mine]
+            above = [max((f.p90_ms(p) or p[key]) - p[key], 0.0) for p in mine]
+            ax.errorbar(xs, ys, xerr=[below, above], fmt="none", ecolor=colour, capsize=2)
+            bars += [(x - b, x + a, y) for x, y, b, a in zip(xs, ys, below, above, strict=True)]
+        marker, size = ("*", 14) if star else ("o", 7)
+        ax.plot(xs, ys, marker, ms=size, color=colour, mec="white", mew=0.6, ls="none", zorder=3)
+        if model == final and mine:
+            ax.plot(xs[-1:], ys[-1:], "o", ms=17, mfc="none", mec="black", mew=1.2, zorder=2)
+        xs_all += xs
+        ys_all += ys
+        texts += [p["label"] + ("*" if latency and f.noisy(p, 1) else "") for p in mine]
+    for e in extra:
+        if e.get(key):
+            ax.plot([e[key]], [100 * e["accuracy"]], "o", ms=7, mfc="none", mec="0.4", zorder=3)
+            xs_all.append(float(e[key]))
+            ys_all.append(100 * e["accuracy"])
+            texts.append(e["label"])
+    _format_axis(ax, key)
+    return {"xs": xs_all, "ys": ys_all, "texts": texts, "bars": bars}
+
+
+def _legend(fig: Any, report: dict[str, Any], points: list[dict[str, Any]]) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    teachers, final = _teachers(report), _final_model(report, points)
+    handles = []
+    for m, model in enumerate(dict.fromkeys(p["model"] for p in points)):
+        star = model in teachers
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=colours[m % len(colours)],
+                marker="*" if star else "o",
+                ms=10 if star else 6,
+                label=f"{model} (teacher)" if star and "teacher" not in model else model,
+            )
+        )
+    if final is not None:
+        ring = Line2D([], [], marker="o", ms=11, mfc="none", mec="black", ls="none")
+        ring.set_label(f"final: {final}")
+        handles.append(ring)
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.955),
+        ncol=len(handles),
+        fontsize=9,
+        frameon=False,
+    )
+
+
+def draw(report: dict[str, Any]) -> Any:
+    """The report's figure (a matplotlib Figure); ``plot`` saves it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = f.trained_points(report)
+    inputs = [
+        {**e, "label": f"in {e['model']}"}
+        for e in report["stages"]
+        if e.get("op") == "input" and e.get("accuracy") is not None
+    ]
+    if not points:  # nothing trained: plot the inputs themselves
+        points, inputs = inputs, []
+    low, high = y_limits([100 * p["accuracy"] for p in points]) if points else (0.0, 100.0)
+    shown = [e for e in inputs if 100 * e["accuracy"] >= low]
+    hidden = [e for e in inputs if 100 * e["accuracy"] < low]
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    panels = []
+    for ax, key, xlabel in (
+        (axes[0], "size_bytes", "serialized size (log scale)"),
+        (axes[1], "latency_ms_b1", "CPU latency at batch 1, ms (log scale)"),
+    ):
+        panels.append((ax, _panel(ax, key, points, report, shown)))
+        ax.set_ylim(low, high)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("top-1 accuracy (%)")
+    _legend(fig, report, points)
+    fig.suptitle(f"kdr: {report['recipe']}: accuracy against size and latency, one point per stage")
+    fig.text(0.5, 0.012, _footnote(report, hidden), ha="center", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.94))
+    fig.canvas.draw()  # labels are placed in display coordinates, once the layout is final
+    for ax, spots in panels:
+        lbl.place(ax, **spots)
+    return fig
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = draw(report)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

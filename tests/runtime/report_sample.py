@@ -1,0 +1,66 @@
+"""A quickstart-like report dict (close accuracies, untrained inputs) for the report's tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: (pass id, op, model, stage, accuracy, size in bytes, latency at batch 1 in ms)
+ROWS = (
+    ("input", "input", "teacher", None, 0.111, 44_778_443, 4.72),
+    ("input", "input", "student", None, 0.094, 384_871, 0.426),
+    ("000-train-teacher", "train", "teacher", 0, 0.983, 44_778_443, 4.80),
+    ("001-distill-student", "distill", "student", 1, 0.975, 384_871, 0.431),
+    ("002-snapshot-student", "snapshot", "dense", 2, 0.975, 384_871, 0.431),
+    ("003-prune.channels-student", "prune.channels", "student", 3, 0.912, 101_233, 0.251),
+    ("004-distill-student", "distill", "student", 3, 0.9665, 101_233, 0.248),
+    ("005-fuse.bn-student", "fuse.bn", "student", 4, 0.9665, 99_001, 0.231),
+    ("006-quant.prepare-student", "quant.prepare", "student", 4, 0.9665, 104_551, 0.912),
+    ("007-quant.calibrate-student", "quant.calibrate", "student", 4, 0.9663, 104_551, 0.905),
+    ("008-quant.convert-student", "quant.convert", "student", 4, 0.9659, 31_877, 0.162),
+    ("009-export-student", "export", "student", 5, 0.9659, 31_877, 0.162),
+)
+
+
+def sample_report(noisy_pass: str = "004-distill-student") -> dict[str, Any]:
+    stages = []
+    for pass_id, op, model, stage, acc, size, ms in ROWS:
+        noisy = pass_id == noisy_pass
+        entry: dict[str, Any] = {
+            "pass_id": pass_id,
+            "op": op,
+            "model": model,
+            "accuracy": acc,
+            "params": size // 4,
+            "macs": size * 20,
+            "size_bytes": size,
+            "latency_ms_b1": ms,
+            "latency_ms_b32": ms * 17,
+            "wall_s": 95.0 if op in ("train", "distill") else 0.8,
+            "latency_ms_b1_min": ms * 0.95,
+            "latency_ms_b32_min": ms * 16.5,
+            "latency_spread_b1": 0.9 if noisy else 0.08,
+            "latency_spread_b32": 0.05,
+            "latency_ms_b1_cpu": ms * 0.98,
+            "latency_ms_b32_cpu": ms * 16.8,
+            "latency_rounds": 12,
+            "threads": 1,
+            "load_avg": 2.74,
+            "noisy": noisy,
+            "sparsity": 0.0,
+        }
+        if stage is not None:
+            entry["stage"] = stage
+        stages.append(entry)
+    final: dict[str, Any] = {}
+    for e in stages:
+        final[e["model"]] = e
+    return {
+        "recipe": "quickstart",
+        "plan_hash": "a3601124f2f3615aa06c1865c2d2ce12ffa3020825a50efa8a9175e85702e63f",
+        "device": "cpu",
+        "wall_s": 1001.2,
+        "machine": {"cpus": 2},
+        "teachers": ["teacher"],
+        "stages": stages,
+        "final": final,
+    }

@@ -1,0 +1,88 @@
+"""report.png: a zoomed y axis, one legible label per trained stage, teacher and final marked."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.report import fields, labels, plot
+from runtime.report.plot import draw
+
+
+@pytest.fixture
+def sample(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """tests/runtime/report_sample.py, imported whatever pytest's import mode."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    return importlib.import_module("report_sample")
+
+
+def _labels(ax: Any) -> list[Any]:
+    return [t for t in ax.texts if t.get_text()]
+
+
+def test_one_point_per_stage_that_changed_a_model(sample: Any) -> None:
+    points = fields.trained_points(sample.sample_report())
+    assert [p["label"] for p in points] == ["1 train", "2 distill", "4-5 prune", "6-9 quant"]
+    # a stage's point has its last pass's figures (the prune stage's after its recovery)
+    assert [p["accuracy"] for p in points] == [0.983, 0.975, 0.9665, 0.9659]
+
+
+def test_the_plot_is_written_zoomed_labelled_and_legible(sample: Any, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    report = sample.sample_report()
+    plot(report, str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    fig = draw(report)
+    try:
+        for ax in fig.axes:
+            low, high = ax.get_ylim()
+            assert 96.0 < low < 96.59 and 98.3 < high < 99.5  # the untrained 10% is off the axis
+            texts = _labels(ax)
+            assert sorted(t.get_text().rstrip("*") for t in texts) == [
+                "1 train",
+                "2 distill",
+                "4-5 prune",
+                "6-9 quant",
+            ]
+            assert labels.overlaps(texts) == 0
+            # 98.3 / 97.5 / 96.65 are far apart on screen, not one line
+            ys = ax.transData.transform([(1, 98.3), (1, 97.5), (1, 96.65)])[:, 1]
+            assert min(ys[0] - ys[1], ys[1] - ys[2]) > 40
+        latency = fig.axes[1]
+        assert "4-5 prune*" in [t.get_text() for t in _labels(latency)]  # the noisy figure
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert legend == ["teacher", "student", "final: student"]
+        notes = " ".join(t.get_text() for t in fig.texts)
+        assert "teacher 11.10%" in notes and "student 9.40%" in notes  # not plotted, but said
+    finally:
+        plt.close(fig)
+
+
+def test_crowded_labels_are_pushed_apart(sample: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    report = sample.sample_report()
+    base = report["stages"][-2]
+    for i in range(8):  # eight stages with nearly the same figures
+        e = dict(base, pass_id=f"{10 + i:03d}-prune.weights-student", op="prune.weights")
+        e.update(stage=6 + i, accuracy=0.965 - 0.0001 * i, size_bytes=31_877 - 10 * i)
+        report["stages"].append(e)
+    fig = draw(report)
+    try:
+        for ax in fig.axes:
+            texts = _labels(ax)
+            assert len(texts) == 12
+            assert labels.overlaps(texts) == 0
+    finally:
+        plt.close(fig)
+
+
+def test_a_report_with_nothing_trained_still_plots(sample: Any, tmp_path: Path) -> None:
+    report = sample.sample_report()
+    report["stages"] = [e for e in report["stages"] if e["op"] == "input"]
+    plot(report, str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").stat().st_size > 5_000
