@@ -40,6 +40,7 @@ from runtime.data import DataBundle, index_batches
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
 from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
+from runtime.sparsity import WeightMasks
 
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 5e-3, "weight_decay": 5e-4},
@@ -83,6 +84,8 @@ class TrainConfig:
     #: Report progress: a bar on a terminal, else one line per epoch (runtime/progress.py).
     progress: bool = False
     description: str = "train"
+    #: Keep the zero entries of the model's weights zero (it was pruned by weights).
+    keep_zeros: bool = False
 
 
 @dataclass
@@ -183,6 +186,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
     generator = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else data.seed)
     device = resolve_device(cfg.device)
     model.to(device).train()
+    # Zeros written by `prune ... weights` hold through this training, whatever pass it is.
+    masks = WeightMasks.of(model) if cfg.keep_zeros else WeightMasks()
     optimizer = make_optimizer(model, cfg)
     spe = max(data.steps_per_epoch, 1)
     total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
@@ -261,6 +266,8 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
                 else:
                     loss.backward()
                     optimizer.step()
+                if masks:
+                    masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
                 if scheduler is not None:
                     scheduler.step()
                 losses[step] = loss.detach()

@@ -1,11 +1,14 @@
 """``prune.weights``: unstructured magnitude sparsity written into the weights.
 
 The smallest-magnitude entries of every Conv/Linear weight in scope are set to zero, either
-per layer (``local``: each layer loses ``ratio`` of its entries) or with one threshold over all
-of them (``global``). The zeros are written into the tensors; no ``torch.nn.utils.prune``
+per layer (``local``: each layer loses ``ratio`` of its still non-zero entries) or with one
+threshold over all of them (``global``); ``by random`` picks them at random (seeded). A second
+prune removes ``ratio`` of what remains, so ``repeat 2 { prune 30% weights ... }`` ends at
+1 - 0.7² = 51% sparsity. The zeros are written into the tensors; no ``torch.nn.utils.prune``
 parametrization, ``weight_orig`` or mask buffer is left behind, so the state dict keeps its
-keys and replay is the identity (the checkpoint carries the zeros). Recovery training that
-must keep the zeros is the training stage's business, not this pass's.
+keys and replay is the identity (the checkpoint carries the zeros). Later training keeps
+the zeros through :mod:`runtime.sparsity` (the training engine re-applies the zero
+pattern after every optimizer step).
 
 Sparse weights do not run faster on dense kernels; what they buy is a smaller *compressed*
 checkpoint. ``info["compressed_size_bytes"]`` is the length of the zlib-compressed (level 1)
@@ -59,11 +62,34 @@ def _n_zero(ratio: float, n: int) -> int:
     return min(math.floor(ratio * n + 0.5), n)
 
 
+def _scores(w: torch.Tensor, criterion: str, generator: torch.Generator) -> torch.Tensor:
+    """Lower scores go first. Entries already zero score -1, so a prune removes ``ratio`` of
+    the entries that are still non-zero (inside ``repeat``, each prune compounds)."""
+    if criterion == "random":
+        scores = torch.rand(w.shape, generator=generator)
+    else:  # l1 and l2 rank single entries alike: by magnitude
+        scores = w.detach().abs().float()
+    return torch.where(w == 0, torch.full_like(scores, -1.0), scores)
+
+
+def _n_new_zeros(ratio: float, scores: torch.Tensor) -> int:
+    """How many of the lowest scores to zero: the zeros already there, plus ``ratio`` of the
+    entries still non-zero."""
+    zeros = int((scores < 0).sum())
+    return zeros + _n_zero(ratio, scores.numel() - zeros)
+
+
 @torch.no_grad()
 def prune_weights_model(
-    model: nn.Module, ratio: float, ranking: str = "local", scope: Scope | None = None
+    model: nn.Module,
+    ratio: float,
+    ranking: str = "local",
+    scope: Scope | None = None,
+    criterion: str = "l1",
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Zero the smallest weights of ``model`` in place; return measurements."""
+    """Zero ``ratio`` of the still non-zero weights of ``model`` in place (smallest magnitude
+    first, or at random with ``criterion="random"``); return measurements."""
     if not isinstance(ratio, (int, float)) or not 0.0 <= float(ratio) < 1.0:
         raise KdrError(
             error(
@@ -92,22 +118,23 @@ def prune_weights_model(
                 Note(kind="help", message="check the `in` / `except` scopes of this prune"),
             )
         )
+    generator = torch.Generator().manual_seed(seed)
+    scored = [(w, _scores(w, criterion, generator)) for _, w in targets]
     if ranking == "global":
-        flat = torch.cat([w.detach().abs().reshape(-1) for _, w in targets])
-        k = _n_zero(ratio, flat.numel())
+        flat = torch.cat([sc.reshape(-1) for _, sc in scored])
+        k = _n_new_zeros(ratio, flat)
         idx = torch.argsort(flat, stable=True)[:k]
-        mask = torch.ones_like(flat, dtype=torch.bool)
-        mask[idx] = False
+        keep = torch.ones_like(flat, dtype=torch.bool)
+        keep[idx] = False
         offset = 0
-        for _, w in targets:
+        for w, _ in scored:
             n = w.numel()
-            w.mul_(mask[offset : offset + n].reshape(w.shape).to(w.dtype))
+            w.mul_(keep[offset : offset + n].reshape(w.shape).to(w.dtype))
             offset += n
     else:
-        for _, w in targets:
-            flat = w.detach().abs().reshape(-1)
-            idx = torch.argsort(flat, stable=True)[: _n_zero(ratio, flat.numel())]
-            w.view(-1)[idx] = 0
+        for w, sc in scored:
+            flat = sc.reshape(-1)
+            w.view(-1)[torch.argsort(flat, stable=True)[: _n_new_zeros(ratio, flat)]] = 0
     zeros = sum(int((w == 0).sum()) for _, w in targets)
     total = sum(w.numel() for _, w in targets)
     all_params = sum(p.numel() for p in model.parameters())
@@ -133,6 +160,8 @@ def replay_weights(model: nn.Module, record: dict[str, Any]) -> nn.Module:
 @register_pass("prune.weights", replay=replay_weights)
 def prune_weights(module: nn.Module, params: PruneWeightsParams, ctx: PassContext) -> PassResult:
     """The plan op: zero ``params.ratio`` of the weights in scope, ranked by ``params.ranking``."""
-    info = prune_weights_model(module, params.ratio, params.ranking, Scope.of(params))
+    info = prune_weights_model(
+        module, params.ratio, params.ranking, Scope.of(params), params.criterion
+    )
     record = {"ratio": info["ratio"], "ranking": params.ranking, "structural": False}
     return PassResult(module, modified=info["sparsity"] > 0, record=record, info=info)

@@ -45,4 +45,5 @@ def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
         compile=bool(settings.get("compile", False)),
         progress=ctx.options.progress,
         description=f"{p.op} {p.subject}",
+        keep_zeros=any(h["op"] == "prune.weights" for h in ctx.store.lineages[p.subject].history),
     )
