@@ -20,7 +20,7 @@ from compiler.declarations import Declarations, data_spec, model_spec
 from compiler.plan import Plan
 from compiler.values import Values
 from recipe_lang import ast
-from recipe_lang.diagnostics import Diagnostic, Note, error
+from recipe_lang.diagnostics import Diagnostic, Note, Span, error
 from recipe_lang.parser import parse_value
 
 
@@ -111,16 +111,19 @@ def unbound(plan: Plan) -> list[Diagnostic]:
         )
     for name in plan.placeholders:
         use = next((p.span for p in plan.passes if name in (p.subject, *p.reads)), first)
-        out.append(
-            error(
-                "KDR504",
-                f"`{name}` is not declared and was not bound",
-                use,
-                Note(
-                    kind="help",
-                    message=f'bind it: --{name} "resnet18()" (kdr run, check or compile), '
-                    f"or declare `model {name} = ...`",
-                ),
-            )
-        )
+        out.append(unbound_model(name, use))
     return out
+
+
+def unbound_model(name: str, span: Span | None = None) -> Diagnostic:
+    """KDR504: ``name`` is a placeholder that nothing bound."""
+    return error(
+        "KDR504",
+        f"`{name}` is not declared and was not bound",
+        span,
+        Note(
+            kind="help",
+            message=f'bind it: --{name} "resnet18()" (kdr run, check or compile), '
+            f"or declare `model {name} = ...`",
+        ),
+    )

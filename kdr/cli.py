@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.bind import Bindings
 from recipe_lang.diagnostics import (
     Diagnostic,
     KdrError,
@@ -21,6 +21,9 @@ from recipe_lang.diagnostics import (
     summary,
     to_json,
 )
+
+if TYPE_CHECKING:
+    from compiler.bind import Bindings
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -133,6 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _bindings(args: argparse.Namespace) -> Bindings:
+    from compiler.bind import Bindings
+
     return Bindings(student=args.student, data=args.data)
 
 

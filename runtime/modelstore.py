@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from compiler.bind import unbound_model
 from compiler.plan import Plan, PlanModel
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.data import DataBundle
@@ -103,18 +104,7 @@ class ModelStore:
         if spec.kind == "ensemble":
             return Ensemble([self.get(m) for m in spec.members])
         if spec.kind == "placeholder":
-            raise KdrError(
-                error(
-                    "KDR504",
-                    f"`{name}` is not declared and was not bound",
-                    None,
-                    Note(
-                        kind="help",
-                        message=f"bind it: kdr run ... --{name} "
-                        '"resnet18()" (or declare `model student = ...`)',
-                    ),
-                )
-            )
+            raise KdrError(unbound_model(name))
         if spec.kind == "snapshot":
             raise KdrError(error("KDR999", f"snapshot `{name}` used before it was taken"))
         plain = spec.model_dump(mode="json")

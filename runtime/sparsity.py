@@ -41,13 +41,6 @@ def prunable_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def weight_sparsity(model: nn.Module) -> float:
-    """The share of zero entries over all prunable weights (0.0 for a model with none)."""
-    weights = [w for _, w in prunable_weights(model)]
-    total = sum(w.numel() for w in weights)
-    return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
-
-
 @dataclass
 class WeightMasks:
     """The zero patterns to keep, per weight tensor (only tensors that have zeros)."""

@@ -31,7 +31,6 @@ def _help(diag: dict) -> str:
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     return tmp_path
 
 
@@ -56,18 +55,13 @@ def test_kdr204_fixes_for_a_convnet_teacher(workdir: Path, capsys) -> None:
     assert "weights=" not in advice
 
 
-def test_kdr204_zoo_weights_fix(workdir: Path, capsys) -> None:
-    from torchvision import models
-
+def test_kdr204_zoo_weights_fix(workdir: Path, capsys, zoo_weights) -> None:
     head = DATA + STUDENT + "model teacher = resnet18()\n"
     stage = "distill student from teacher for 1 step\n"
     (error,) = _check(workdir, head + stage, capsys)
     assert error["code"] == "KDR204"
     assert '`resnet18(weights="DEFAULT")`' in _help(error)
-    url = models.ResNet18_Weights.DEFAULT.url
-    cache = workdir / "torch_home" / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
-    cache.parent.mkdir(parents=True)
-    torch.save(models.resnet18().state_dict(), cache)  # a stand-in for the zoo's weights
+    zoo_weights("resnet18")  # a stand-in for the zoo's weights
     fixed = head.replace("resnet18()", 'resnet18(weights="DEFAULT")')
     assert _check(workdir, fixed + stage, capsys) == []
 

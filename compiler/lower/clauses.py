@@ -58,7 +58,7 @@ def finetune_pretrained(st: LowerState, name: str, span: Span) -> None:
         duration=ast.Duration(span=span, count=count, unit=ast.Ident(span=span, value="epochs")),
     )
     step = Step(index=len(st.steps), kind="train", subject=name, span=span, node=node)
-    step.params = {"verb": "finetune", "implicit": True}
+    step.params = {"verb": "finetune"}
     step.training = training(st, step, node.duration, [])
     step.training_span = span
     st.steps.append(step)

@@ -8,6 +8,7 @@ documented on its own. Each module also exports ``ENTRY``, its catalogue entry.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import NamedTuple
 
 from compiler.program import Program
@@ -39,24 +40,25 @@ class RegisteredRule(NamedTuple):
     entry: CodeInfo
 
 
-def _rule(check: Rule, entry: CodeInfo) -> RegisteredRule:
-    return RegisteredRule(entry.code, check, entry)
+def _rule(module: ModuleType) -> RegisteredRule:
+    """A rule module's ``check`` with its catalogue ``ENTRY`` (and the entry's code)."""
+    return RegisteredRule(module.ENTRY.code, module.check, module.ENTRY)
 
 
 #: The rules in the order they run; each module exports ``check`` and its ``ENTRY``.
 RULES: tuple[RegisteredRule, ...] = (
-    _rule(after_int8.check, after_int8.ENTRY),
-    _rule(qat_needs_training.check, qat_needs_training.ENTRY),
-    _rule(ptq_no_training.check, ptq_no_training.ENTRY),
-    _rule(quantized_twice.check, quantized_twice.ENTRY),
-    _rule(teacher_trained.check, teacher_trained.ENTRY),
-    _rule(self_distillation.check, self_distillation.ENTRY),
-    _rule(unrecovered_change.check, unrecovered_change.ENTRY),
-    _rule(unstructured_pruning.check, unstructured_pruning.ENTRY),
-    _rule(replace_after_prune.check, replace_after_prune.ENTRY),
-    _rule(consecutive_graph_stages.check, consecutive_graph_stages.ENTRY),
-    _rule(distillation_settings.check, distillation_settings.ENTRY),
-    _rule(distillation_available.check, distillation_available.ENTRY),
+    _rule(after_int8),
+    _rule(qat_needs_training),
+    _rule(ptq_no_training),
+    _rule(quantized_twice),
+    _rule(teacher_trained),
+    _rule(self_distillation),
+    _rule(unrecovered_change),
+    _rule(unstructured_pruning),
+    _rule(replace_after_prune),
+    _rule(consecutive_graph_stages),
+    _rule(distillation_settings),
+    _rule(distillation_available),
 )
 
 

@@ -35,19 +35,14 @@ from torch import nn
 from compiler.ops import PruneWeightsParams
 from compiler.vocab import RANKINGS
 from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.sparsity import prunable_weights
 
 from .base import PassContext, PassResult, register_pass
 from .scopes import Scope
 
-_PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-
 
 def _targets(model: nn.Module, scope: Scope) -> list[tuple[str, torch.Tensor]]:
-    return [
-        (name, m.weight)
-        for name, m in model.named_modules()
-        if isinstance(m, _PRUNABLE) and isinstance(m.weight, torch.Tensor) and scope.selects(name)
-    ]
+    return [(name, w) for name, w in prunable_weights(model) if scope.selects(name)]
 
 
 def serialized_sizes(model: nn.Module) -> tuple[int, int]:

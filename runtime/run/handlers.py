@@ -107,11 +107,10 @@ def run_graph_pass(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     seed = pass_seed(ctx.plan, index)
     seed_everything(seed)
     model = ctx.store.get(p.subject).cpu()
+    generator = torch.Generator().manual_seed(seed)
     pctx = PassContext(
         example_inputs=ctx.example,
-        # The same batches at every call: a budget search scores its trials and the final cut
-        # on identical data (taylor importance), so the cut meets the budget it searched for.
-        batches=lambda: ctx.data.train_batches(torch.Generator().manual_seed(seed)),
+        batches=lambda: ctx.data.train_batches(generator),
         history=[h["op"] for h in ctx.store.lineages[p.subject].history],
         options={"seed": seed},
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from compiler.bind import unbound
 from compiler.plan import Plan
-from recipe_lang.diagnostics import KdrError, Note, error
+from recipe_lang.diagnostics import KdrError
 from runtime.data import DataBundle, build_data
 
 
@@ -16,30 +16,12 @@ def pass_seed(plan: Plan, index: int) -> int:
     return (int(plan.settings.get("seed", 0)) * 1_000_003 + index * 7_919) % (2**31 - 1)
 
 
-def need_data(plan: Plan) -> KdrError:
-    first = plan.passes[0] if plan.passes else None
-    span = first.span if first is not None else None
-    return KdrError(
-        error(
-            "KDR207",
-            "this recipe needs data and none is declared or bound",
-            span,
-            Note(
-                kind="help",
-                message="declare `data = mnist10k()` or pass --data \"cifar10(root='~/data')\"",
-            ),
-        )
-    )
-
-
 def load_data(plan: Plan) -> DataBundle:
     """The plan's data, once every binding it needs is there (all missing ones reported at
     once), with the recipe's directory importable for ``"pkg.mod:fn"`` factories."""
     missing = unbound(plan)
-    if missing:
+    if missing or plan.data is None:
         raise KdrError(missing)
-    if plan.data is None:
-        raise need_data(plan)
     recipe_dir = str(Path(plan.source.path).resolve().parent)
     if Path(plan.source.path).exists() and recipe_dir not in sys.path:
         sys.path.append(recipe_dir)  # after installed packages: a recipe cannot shadow them

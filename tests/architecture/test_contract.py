@@ -78,40 +78,24 @@ def test_every_stage_kind_is_lowered_and_has_traits():
     assert set(STAGE_KINDS) == set(STAGES) == ast_kinds
 
 
-@pytest.fixture(scope="module")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A torch hub cache holding stand-ins for the pretrained weights the recipes name (fresh
-    weights in the zoo's own shapes, 1000 classes): nothing is downloaded."""
-    return tmp_path_factory.mktemp("torch_home")
-
-
-def _stand_in_zoo_weights(plan: Plan, torch_home: Path) -> None:
-    import torch
-    from torchvision import models
-
+def _stand_in_zoo_weights(plan: Plan, zoo_weights) -> None:
+    """Stand-ins for the pretrained zoo weights the plan's models ask for (tests/conftest.py)."""
     for spec in plan.models.values():
         pretrained = spec.pretrained or spec.kwargs.get("weights") not in (None, False, "")
-        if spec.kind != "constructor" or not pretrained or spec.constructor is None:
-            continue
-        name = spec.constructor.rsplit(".", 1)[-1]
-        weights = models.get_model_weights(name).DEFAULT  # type: ignore[attr-defined]
-        target = torch_home / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(models.get_model(name).state_dict(), target)
+        if spec.kind == "constructor" and pretrained and spec.constructor is not None:
+            zoo_weights(spec.constructor.rsplit(".", 1)[-1])
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_every_recipe_passes_the_model_aware_dry_run(
-    path, tmp_path, monkeypatch, capsys, zoo_cache
+    path, tmp_path, monkeypatch, capsys, zoo_weights
 ):
-    monkeypatch.setenv("TORCH_HOME", str(zoo_cache))
     result = compile_file(path.relative_to(ROOT))
     assert result.plan is not None
     bindings = SMALL if result.plan.placeholders or result.plan.data is None else Bindings()
     monkeypatch.chdir(tmp_path)
     _stand_in_weights(result.plan)
-    _stand_in_zoo_weights(result.plan, zoo_cache)
+    _stand_in_zoo_weights(result.plan, zoo_weights)
     args = ["check", "--models", "--json", str(path)]
     if bindings.student and "student" in result.plan.placeholders:
         args += ["--student", bindings.student]
@@ -141,10 +125,10 @@ def _stand_in_weights(plan: Plan) -> None:
 
 
 @pytest.mark.parametrize("path", GOLDEN_PLANS, ids=[p.stem for p in GOLDEN_PLANS])
-def test_every_golden_plan_reads_back_and_dry_runs(path, tmp_path, monkeypatch, zoo_cache):
+def test_every_golden_plan_reads_back_and_dry_runs(path, tmp_path, monkeypatch, zoo_weights):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(zoo_cache))
     plan = Plan.from_json(path.read_text(encoding="utf-8"))
+    _stand_in_zoo_weights(plan, zoo_weights)
     assert plan.compute_hash() == plan.hash
     if plan.placeholders or plan.data is None:
         # A template's plan must be bound first; the dry run says so with a code, not a crash.

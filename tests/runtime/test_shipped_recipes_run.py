@@ -46,24 +46,13 @@ def test_budget_prune_meets_both_budgets(tmp_path: Path) -> None:
     assert stages[-1]["op"] == "evaluate" and stages[-1]["accuracy"] is not None
 
 
-def _stand_in_resnet50(torch_home: Path) -> None:
-    import torch
-    from torchvision import models
-
-    url = models.ResNet50_Weights.DEFAULT.url
-    target = torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(models.resnet50().state_dict(), target)
-
-
 def test_the_oneliner_runs_with_a_pretrained_teacher_on_the_data_classes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, zoo_weights
 ) -> None:
     """`distill from resnet50 then prune 50% then quantize int8`, offline: the resnet50
     weights come from a local stand-in; its head is re-initialised for the 10 digits and
     finetuned (planned by the compiler), then distill, prune and int8 run as checked."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    _stand_in_resnet50(tmp_path / "torch_home")
+    zoo_weights("resnet50")
     run_dir = tmp_path / "run"
     args = [str(ROOT / "recipes" / "oneliner.kdr"), "--student", "convnet(width=8)"]
     args += ["--data", SMALL_DATA]

@@ -11,7 +11,8 @@ from torch import nn
 
 from kdr.cli import main
 from runtime.engine import TrainConfig, fit
-from runtime.sparsity import WeightMasks, weight_sparsity
+from runtime.metrics import sparsity as weight_sparsity
+from runtime.sparsity import WeightMasks
 
 HEAD = (
     "data = mnist10k(batch_size=32, limit=256, eval_limit=128)\n"
