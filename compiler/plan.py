@@ -23,7 +23,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compiler.lower import expand
-from compiler.ops import OPS, AnyPass, PassBase, TrainingParams, make_pass
+from compiler.ops import OPS, AnyPass, PassBase, make_pass, training_of
 from compiler.program import Program
 
 #: Version 2: each op's params are a closed, typed model (``compiler.ops``).
@@ -141,8 +141,9 @@ def build_plan(program: Program) -> Plan:
         if subject in last_writer:
             deps.append(last_writer[subject])
         reads: list[str] = []
-        if isinstance(params, TrainingParams) and params.distill is not None:
-            reads = _members(program, params.distill.teacher)
+        training = training_of(params)
+        if training is not None and training.distill is not None:
+            reads = _members(program, training.distill.teacher)
             deps += [last_writer[m] for m in reads if m in last_writer]
         if OPS[op].read_only:
             readers.setdefault(subject, []).append(pid)

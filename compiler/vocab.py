@@ -18,8 +18,12 @@ from typing import Literal, get_args
 # ---- option words ------------------------------------------------------------------------------
 Granularity = Literal["channels", "weights"]
 Ranking = Literal["local", "global"]
-ChannelCriterion = Literal["l1", "l2", "random", "taylor"]
-WeightCriterion = Literal["l1", "l2", "random"]
+ChannelCriterion = Literal["l1", "l2", "random", "taylor", "fpgm"]
+WeightCriterion = Literal["l1", "l2", "random", "movement"]
+#: Criteria that need training to score (only inside a gradual stage).
+TrainingCriterion = Literal["movement"]
+#: How a gradual prune ramps its sparsity from ``from X%`` to the target.
+Curve = Literal["cubic", "linear", "exponential"]
 BudgetUnit = Literal["params", "macs"]
 Replacement = Literal["depthwise_separable", "ghost", "group"]
 Precision = Literal["int8"]
@@ -34,6 +38,8 @@ GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 RANKINGS: tuple[str, ...] = get_args(Ranking)
 CRITERIA: tuple[str, ...] = get_args(ChannelCriterion)
 WEIGHT_CRITERIA: tuple[str, ...] = get_args(WeightCriterion)
+TRAINING_CRITERIA: tuple[str, ...] = get_args(TrainingCriterion)
+CURVES: tuple[str, ...] = get_args(Curve)
 BUDGET_UNITS: tuple[str, ...] = get_args(BudgetUnit)
 REPLACEMENTS: tuple[str, ...] = get_args(Replacement)
 QUANT_PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -65,6 +71,8 @@ DEFAULT_DISTILL_EPOCHS = 3
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
 DEFAULT_CALIBRATION_BATCHES = 32
+#: The sparsity curve of a gradual prune that names none (Zhu & Gupta 2017).
+DEFAULT_CURVE = "cubic"
 #: The most stage occurrences a recipe may unroll to. ``repeat`` sizes are computed before
 #: anything is unrolled, so ``repeat 1000000 { ... }`` is refused at once, not after the work.
 MAX_STEPS = 20_000
@@ -90,8 +98,10 @@ class StageTraits:
 __all__ = [
     "BUDGET_UNITS",
     "CRITERIA",
+    "CURVES",
     "DEFAULT_ALPHA",
     "DEFAULT_CALIBRATION_BATCHES",
+    "DEFAULT_CURVE",
     "DEFAULT_DISTILL_EPOCHS",
     "DEFAULT_TEMPERATURE",
     "DURATION_UNITS",
@@ -102,6 +112,7 @@ __all__ = [
     "QUANT_PRECISIONS",
     "QUANT_WORDS",
     "REPLACEMENTS",
+    "TRAINING_CRITERIA",
     "WEIGHT_CRITERIA",
     "StageTraits",
 ]

@@ -155,6 +155,7 @@ def replay_weights(model: nn.Module, record: dict[str, Any]) -> nn.Module:
 @register_pass("prune.weights", replay=replay_weights)
 def prune_weights(module: nn.Module, params: PruneWeightsParams, ctx: PassContext) -> PassResult:
     """The plan op: zero ``params.ratio`` of the weights in scope, ranked by ``params.ranking``."""
+    assert params.ratio is not None  # N:M patterns: see below
     info = prune_weights_model(
         module, params.ratio, params.ranking, Scope.of(params), params.criterion
     )
