@@ -57,8 +57,8 @@ def _n_zero(ratio: float, n: int) -> int:
     return min(math.floor(ratio * n + 0.5), n)
 
 
-def _scores(w: torch.Tensor, criterion: str, generator: torch.Generator) -> torch.Tensor:
-    """Lower scores go first. Entries already zero score -1, so a prune removes ``ratio`` of
+def entry_scores(w: torch.Tensor, criterion: str, generator: torch.Generator) -> torch.Tensor:
+    """The score of every entry of ``w`` for ``l1``/``l2``/``random``; lower scores go first. Entries already zero score -1, so a prune removes ``ratio`` of
     the entries that are still non-zero (inside ``repeat``, each prune compounds)."""
     if criterion == "random":
         scores = torch.rand(w.shape, generator=generator)
@@ -114,7 +114,7 @@ def prune_weights_model(
             )
         )
     generator = torch.Generator().manual_seed(seed)
-    scored = [(w, _scores(w, criterion, generator)) for _, w in targets]
+    scored = [(w, entry_scores(w, criterion, generator)) for _, w in targets]
     if ranking == "global":
         flat = torch.cat([sc.reshape(-1) for _, sc in scored])
         k = _n_new_zeros(ratio, flat)
