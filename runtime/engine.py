@@ -34,19 +34,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from recipe_lang.diagnostics import KdrError, Note, error
 from runtime import distributed
 from runtime.data import DataBundle, index_batches
+from runtime.fit_state import BatchStream, FitHook, LoopState
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
+from runtime.optim import (
+    make_optimizer,
+    make_scheduler,
+    option_error,
+)
 from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
 
-OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adamw": {"lr": 5e-3, "weight_decay": 5e-4},
-    "sgd": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True},
-}
-SCHEDULES = ("onecycle", "cosine", "constant", "step")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -109,64 +109,11 @@ class FitStats:
         return asdict(self)
 
 
-def _option_error(message: str, help_text: str) -> KdrError:
-    return KdrError(error("KDR103", message, None, Note(kind="help", message=help_text)))
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    name = cfg.optimizer.lower()
-    if name not in OPTIMIZER_DEFAULTS:
-        raise _option_error(
-            f"unknown optimizer `{cfg.optimizer}`", "use `sgd(...)` or `adamw(...)`"
-        )
-    kwargs = {**OPTIMIZER_DEFAULTS[name], **cfg.optimizer_kwargs}
-    if cfg.lr is not None:
-        kwargs["lr"] = cfg.lr
-    if name == "sgd" and not kwargs.get("momentum"):
-        kwargs["nesterov"] = False
-    params = [p for p in model.parameters() if p.requires_grad]
-    cls = torch.optim.AdamW if name == "adamw" else torch.optim.SGD
-    try:
-        return cls(params, **kwargs)
-    except (TypeError, ValueError) as exc:
-        raise _option_error(
-            f"optimizer `{name}` rejects its arguments: {exc}",
-            f"defaults: {OPTIMIZER_DEFAULTS[name]}",
-        ) from exc
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """A per-batch learning-rate schedule (``None`` for ``constant``)."""
-    name, kw = cfg.schedule.lower(), cfg.schedule_kwargs
-    if name == "constant":
-        return None
-    if name == "onecycle":
-        if total_steps < 3:  # too short to warm up and anneal
-            return None
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        pct = max(float(kw.get("pct_start", 0.25)), 2.0 / total_steps)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=min(pct, 0.9)
-        )
-    if name == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
-        )
-    if name == "step":
-        step_size = int(kw.get("step_size", 1)) * steps_per_epoch
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, max(step_size, 1), float(kw.get("gamma", 0.1))
-        )
-    raise _option_error(f"unknown schedule `{cfg.schedule}`", f"use one of {', '.join(SCHEDULES)}")
 
 
 @torch.inference_mode()
@@ -177,10 +124,30 @@ def _teacher_logits(
     return torch.cat(outs).float()
 
 
-def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
-    """Train ``model`` in place on ``data`` as ``cfg`` says (see the module docstring)."""
+def _forward(model: nn.Module, device: torch.device, parallel: bool, compile_: bool) -> nn.Module:
+    """What the loop calls: the model, under DDP when distributed, compiled if asked."""
+    forward: nn.Module = distributed.wrap_ddp(model, device) if parallel else model
+    if compile_:
+        forward = torch.compile(forward)  # type: ignore[assignment]
+    return forward
+
+
+def fit(
+    model: nn.Module,
+    data: DataBundle,
+    cfg: TrainConfig,
+    hook: FitHook | None = None,
+    start: LoopState | None = None,
+) -> FitStats:
+    """Train ``model`` in place on ``data`` as ``cfg`` says (see the module docstring).
+
+    ``hook`` acts before every step (a gradual prune: new zeros, or smaller tensors whose
+    optimizer state it remaps) and after every backward (it may read the gradients); after a
+    change it may checkpoint the loop's :class:`LoopState`, and ``start`` resumes from one:
+    the same batches, RNG, optimizer and schedule as the uninterrupted run.
+    """
     if cfg.precision not in PRECISIONS:
-        raise _option_error(f"unknown precision `{cfg.precision}`", "use fp32, bf16 or fp16")
+        raise option_error(f"unknown precision `{cfg.precision}`", "use fp32, bf16 or fp16")
     if cfg.seed is not None:
         seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else data.seed)
@@ -192,11 +159,13 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
     spe = max(data.steps_per_epoch, 1)
     total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
     scheduler = make_scheduler(optimizer, cfg, total, spe)
+    if start is not None:
+        optimizer.load_state_dict(start.optimizer)
+        if scheduler is not None and start.scheduler is not None:
+            scheduler.load_state_dict(start.scheduler)
     # Under torchrun (see runtime/distributed.py): DDP, each rank on its shard of every batch.
     parallel = distributed.is_distributed() and any(p.requires_grad for p in model.parameters())
-    forward: nn.Module = distributed.wrap_ddp(model, device) if parallel else model
-    if cfg.compile:
-        forward = torch.compile(forward)  # type: ignore[assignment]
+    forward = _forward(model, device, parallel, cfg.compile)
     dtype = PRECISIONS[cfg.precision]
     autocast: Any = (
         torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -218,76 +187,101 @@ def fit(model: nn.Module, data: DataBundle, cfg: TrainConfig) -> FitStats:
     if teacher is not None and tensors is not None and cacheable:
         with autocast:
             cached = _teacher_logits(teacher, tensors[0], device, data.batch_size)
+
+    def epoch() -> Any:
+        if cached is not None and tensors is not None:
+            return (
+                (tensors[0][idx], tensors[1][idx], cached[idx])
+                for idx in index_batches(len(tensors[0]), data.batch_size, generator)
+            )
+        return ((x, y, None) for x, y in data.train_batches(generator))
+
+    position = (start.epoch_generator, start.epoch_drawn) if start is not None else None
+    stream = BatchStream(epoch, generator, position, data.name)
     smoothing = cfg.label_smoothing
     losses = torch.zeros(total)
-    progress = TrainProgress(cfg.progress, total, spe, cfg.description)
     step = samples = 0
-    start = time.perf_counter()
+    if start is not None:
+        torch.set_rng_state(start.rng)
+        step, samples = start.step, start.samples
+        losses[:step] = start.losses[:step]
+    progress = TrainProgress(cfg.progress, total, spe, cfg.description)
+    begin = time.perf_counter()
     try:
         while step < total:
-            if cached is not None and tensors is not None:
-                batches: Any = (
-                    (tensors[0][idx], tensors[1][idx], cached[idx])
-                    for idx in index_batches(len(tensors[0]), data.batch_size, generator)
-                )
-            else:
-                batches = ((x, y, None) for x, y in data.train_batches(generator))
-            for x, y, t_logits in batches:
-                batch_samples = len(y)
-                if parallel:
-                    if batch_samples < distributed.world_size():
-                        continue  # a rank would get nothing (every rank skips it alike)
-                    x, y = distributed.shard(x), distributed.shard(y)
-                    if t_logits is not None:
-                        t_logits = distributed.shard(t_logits)
-                if device.type != "cpu":
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    if t_logits is not None:
-                        t_logits = t_logits.to(device, non_blocking=True)
-                targets: Targets = y
-                if mixing:
-                    x, targets = mix_batch(x, y, cfg.mixup, cfg.cutmix)
-                with autocast:
-                    if distill is not None and teacher is not None:
-                        if t_logits is None:
-                            with torch.inference_mode():
-                                t_logits = teacher(x)
-                        out = forward(x)
-                        loss = kd_loss(
-                            out, t_logits, targets, distill.temperature, distill.alpha, smoothing
+            change = hook.before_step(step, model, optimizer) if hook is not None else ""
+            if change:
+                masks = WeightMasks.of(model)  # the new zeros hold from this step on
+                if change == "structure":
+                    forward = _forward(model, device, parallel, cfg.compile)
+                if hook is not None and step > 0:
+                    where, drawn = stream.position
+                    hook.checkpoint(
+                        LoopState(
+                            step=step,
+                            samples=samples,
+                            epoch_generator=where,
+                            epoch_drawn=drawn,
+                            rng=torch.get_rng_state(),
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict() if scheduler is not None else None,
+                            losses=losses[:step].clone(),
                         )
-                    else:
-                        loss = cross_entropy(forward(x), targets, smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler.is_enabled():
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                if masks:
-                    masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
-                if scheduler is not None:
-                    scheduler.step()
-                losses[step] = loss.detach()
-                samples += batch_samples
-                step += 1
-                progress.update(step, losses)
-                if step >= total:
-                    break
-            else:
-                if step == 0:
-                    raise KdrError(
-                        error("KDR207", f"dataset `{data.name}` has no training batches")
                     )
+            x, y, t_logits = stream.next()
+            batch_samples = len(y)
+            if parallel:
+                if batch_samples < distributed.world_size():
+                    continue  # a rank would get nothing (every rank skips it alike)
+                x, y = distributed.shard(x), distributed.shard(y)
+                if t_logits is not None:
+                    t_logits = distributed.shard(t_logits)
+            if device.type != "cpu":
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if t_logits is not None:
+                    t_logits = t_logits.to(device, non_blocking=True)
+            targets: Targets = y
+            if mixing:
+                x, targets = mix_batch(x, y, cfg.mixup, cfg.cutmix)
+            with autocast:
+                if distill is not None and teacher is not None:
+                    if t_logits is None:
+                        with torch.inference_mode():
+                            t_logits = teacher(x)
+                    out = forward(x)
+                    loss = kd_loss(
+                        out, t_logits, targets, distill.temperature, distill.alpha, smoothing
+                    )
+                else:
+                    loss = cross_entropy(forward(x), targets, smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler.is_enabled():
+                scaler.scale(loss).backward()
+                if hook is not None:
+                    scaler.unscale_(optimizer)
+                    hook.after_backward(step, model)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if hook is not None:
+                    hook.after_backward(step, model)
+                optimizer.step()
+            if masks:
+                masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
+            if scheduler is not None:
+                scheduler.step()
+            losses[step] = loss.detach()
+            samples += batch_samples
+            step += 1
+            progress.update(step, losses)
     finally:
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
     if parallel:
         distributed.broadcast_buffers(model)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - begin
     return _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
 
 

@@ -224,6 +224,10 @@ class RunDir:
     def checkpoint_path(self, pass_id: str) -> Path:
         return self.checkpoints / f"{pass_id}.pt"
 
+    def partial_path(self, pass_id: str) -> Path:
+        """A checkpoint taken inside a pass (a gradual prune's last cut), gone when it ends."""
+        return self.checkpoints / f"{pass_id}.partial.pt"
+
     def is_run_dir(self) -> bool:
         return (self.path / "plan.json").exists() or (self.path / "state.json").exists()
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compiler.ops import CalibrateParams, ExportParams
+from compiler.ops import (
+    CalibrateParams,
+    ExportParams,
+    OpParams,
+    PruneChannelsGradualParams,
+    PruneWeightsGradualParams,
+)
 from compiler.plan import Plan
 from recipe_lang.diagnostics import Diagnostic, KdrError
 from runtime.data import DataBundle
@@ -94,7 +100,15 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
                 report.diagnostics += with_span(failed, p)
                 return report
             continue
-        if not p.info.graph:
+        op: str = p.op
+        params: OpParams = p.params
+        if isinstance(params, (PruneWeightsGradualParams, PruneChannelsGradualParams)):
+            # A ramp ends where one cut at its target would: estimate with that cut (movement
+            # scores need training; magnitude stands in for them here).
+            op, params = p.op.removesuffix(".gradual"), params.cut
+            if params.criterion == "movement":
+                params = params.model_copy(update={"criterion": "l1"})
+        elif not p.info.graph:
             continue
         ctx = PassContext(
             example_inputs=example,
@@ -102,10 +116,9 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             options={"dry_run": True},
         )
         try:
-            params = p.params
             if isinstance(params, CalibrateParams):  # an estimate needs observers, not ranges
                 params = params.model_copy(update={"batches": 1})
-            result = run_pass(p.op, model, params, ctx)
+            result = run_pass(op, model, params, ctx)
         except KdrError as exc:
             report.diagnostics += with_span(exc.diagnostics, p)
             return report

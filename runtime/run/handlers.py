@@ -14,12 +14,13 @@ from typing import Any
 
 import torch
 
-from compiler.ops import OPS, ExportParams, SnapshotParams
+from compiler.ops import OPS, ExportParams, SnapshotParams, TrainingParams
 from compiler.plan import PlanPass
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime import distributed
 from runtime.engine import fit
 from runtime.run.context import RunContext
+from runtime.run.gradual import run_gradual
 from runtime.run.inputs import pass_seed
 from runtime.run.train_config import train_config
 from runtime.seeding import seed_everything
@@ -47,7 +48,7 @@ def handler(op: str) -> Handler:
     return found
 
 
-@handles(*(op for op, info in OPS.items() if info.training))
+@handles(*(op for op, info in OPS.items() if info.params is TrainingParams))
 def run_training(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     model = ctx.store.get(p.subject)
     stats = fit(model, ctx.data, train_config(ctx, p, index))
@@ -59,6 +60,9 @@ def run_training(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
             "samples_per_s": stats.samples_per_s,
         }
     }
+
+
+handles("prune.weights.gradual", "prune.channels.gradual")(run_gradual)
 
 
 @handles("snapshot")

@@ -11,7 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compiler.ops import PruneChannelsParams
+from compiler.ops import (
+    PruneChannelsGradualParams,
+    PruneChannelsParams,
+    PruneWeightsGradualParams,
+)
 from compiler.plan import Plan, PlanPass
 from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
 from runtime.data import DataBundle
@@ -55,7 +59,26 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
     if any(p.op.startswith("quant.") for p in plan.passes):
         diags += _check_engine(plan)
     diags += _check_traceable(plan, store)
+    diags += _check_schedules(plan, data)
     return diags
+
+
+def _check_schedules(plan: Plan, data: DataBundle) -> list[Diagnostic]:
+    """KDR106 before any training: each gradual prune's frequency fits its duration with this
+    data's steps per epoch (the compiler checks what it can without the data)."""
+    from runtime.gradual.hook import schedule_points
+
+    out: list[Diagnostic] = []
+    spe = max(data.steps_per_epoch, 1)
+    for p in plan.passes:
+        params = p.params
+        if isinstance(params, (PruneWeightsGradualParams, PruneChannelsGradualParams)):
+            t = params.training
+            try:
+                schedule_points(params, t.steps or (t.epochs or 1) * spe, spe)
+            except KdrError as exc:
+                out += with_span(exc.diagnostics, p)
+    return out
 
 
 def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
@@ -67,7 +90,8 @@ def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
     seen: set[tuple[str, tuple[str, ...]]] = set()
     reported: set[str] = set()
     for p in plan.passes:
-        leaves = tuple(p.params.exclude) if isinstance(p.params, PruneChannelsParams) else ()
+        cut = getattr(p.params, "cut", p.params)  # a gradual prune scopes like its cut
+        leaves = tuple(cut.exclude) if isinstance(cut, PruneChannelsParams) else ()
         key = (p.subject, leaves)
         if not p.info.traced or key in seen or p.subject in reported:
             continue

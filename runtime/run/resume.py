@@ -7,7 +7,7 @@ from typing import Any
 
 from compiler.plan import PlanPass
 from recipe_lang.diagnostics import KdrError, Note, error
-from runtime.checkpoint import load_checkpoint, save_checkpoint, verify_checkpoint
+from runtime.checkpoint import load_checkpoint, save_checkpoint, sidecar, verify_checkpoint
 from runtime.modelstore import Lineage, rebuild
 from runtime.run.console import resume_line, say
 from runtime.run.context import RunContext
@@ -133,3 +133,6 @@ def checkpoint(ctx: RunContext, p: PlanPass, name: str) -> None:
             )
         ) from exc
     ctx.state.latest[name] = str(path.relative_to(ctx.rundir.path))
+    partial = ctx.rundir.partial_path(p.id)  # the pass is done: its inner checkpoint is not
+    partial.unlink(missing_ok=True)
+    sidecar(partial).unlink(missing_ok=True)

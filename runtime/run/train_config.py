@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.ops import TrainingParams
+from compiler.ops import training_of
 from compiler.plan import PlanPass
 from runtime.engine import DistillConfig, TrainConfig
 from runtime.run.context import RunContext
@@ -17,8 +17,8 @@ def optimizer_settings(settings: dict) -> tuple[str, dict]:
 
 
 def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
-    params = p.params
-    assert isinstance(params, TrainingParams)
+    params = training_of(p.params)
+    assert params is not None
     settings = ctx.plan.settings
     optimizer, optimizer_kwargs = optimizer_settings(settings)
     sched = dict(settings["schedule"])
@@ -27,6 +27,7 @@ def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
         d = params.distill
         teacher = ctx.store.get(d.teacher).to(ctx.device).eval()
         distill = DistillConfig(teacher=teacher, temperature=d.temperature, alpha=d.alpha)
+    history = ctx.store.lineages[p.subject].history
     return TrainConfig(
         epochs=params.epochs,
         steps=params.steps,
@@ -45,5 +46,5 @@ def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
         compile=bool(settings.get("compile", False)),
         progress=ctx.options.progress,
         description=f"{p.op} {p.subject}",
-        keep_zeros=any(h["op"] == "prune.weights" for h in ctx.store.lineages[p.subject].history),
+        keep_zeros=any(h["op"].startswith("prune.weights") for h in history),
     )

@@ -53,6 +53,17 @@ def select_groups(dg: DependencyGraph, scope: Scope) -> list[Group]:
     return chosen
 
 
+def group_key(g: Group) -> str:
+    """A name for a group that survives surgery: its producers' qualified names."""
+    return "|".join(sorted(g.producers))
+
+
+def group_sizes(model: nn.Module, example_inputs: torch.Tensor, scope: Scope) -> dict[str, int]:
+    """Channels of every prunable group in scope, by :func:`group_key` (KDR502 if none)."""
+    dg = build(model, example_inputs, tuple(scope.exclude))
+    return {group_key(g): g.size for g in _in_scope(dg, scope)}
+
+
 def _n_prune(ratio: float, n: int) -> int:
     """Exact ratio, rounded half up, never emptying: at most ``n - 1``."""
     return max(0, min(math.floor(ratio * n + 0.5), n - 1))
@@ -67,14 +78,24 @@ def _lowest(scores: torch.Tensor, positions: list[int], k: int) -> list[int]:
 
 
 def choose_pruned(
-    groups: list[Group], scores: dict[int, torch.Tensor], ratio: float, ranking: str
+    groups: list[Group],
+    scores: dict[int, torch.Tensor],
+    ratio: float,
+    ranking: str,
+    base: dict[str, int] | None = None,
 ) -> set[int]:
-    """Class roots to remove. Balanced chunks (grouped convs) lose the same count each."""
+    """Class roots to remove. Balanced chunks (grouped convs) lose the same count each.
+
+    With ``base`` (group sizes by :func:`group_key` when a gradual prune began), ``ratio`` is
+    the share of those channels gone once this cut is done, so the cuts of a ramp add up to
+    exactly what one cut at the final ratio removes."""
     counts: dict[int, int] = {}
     if ranking == "local":
         for g in groups:
-            per = g.size // len(g.chunks) if g.chunks else g.size
-            counts[g.index] = _n_prune(ratio, per) * (len(g.chunks) if g.chunks else 1)
+            k = len(g.chunks) if g.chunks else 1
+            per = g.size // k
+            was = (base or {}).get(group_key(g), g.size) // k
+            counts[g.index] = min(max(_n_prune(ratio, was) - (was - per), 0), per - 1) * k
     else:
         flat: list[tuple[float, int]] = []
         for g in groups:
@@ -83,7 +104,8 @@ def choose_pruned(
             norm = s / mean if mean > 0 else torch.zeros_like(s)
             flat += [(float(v), g.index) for v in norm]
         flat.sort(key=lambda t: t[0])
-        total = math.floor(ratio * len(flat) + 0.5)
+        was = sum((base or {}).get(group_key(g), g.size) for g in groups)
+        total = max(math.floor(ratio * was + 0.5) - (was - len(flat)), 0)
         for _, gi in flat[:total]:
             counts[gi] = counts.get(gi, 0) + 1
         for g in groups:
@@ -116,6 +138,17 @@ def make_record(dg: DependencyGraph, pruned: set[int]) -> dict[str, Any]:
     return record
 
 
+def _in_scope(dg: DependencyGraph, scope: Scope) -> list[Group]:
+    groups = select_groups(dg, scope)
+    if not groups:
+        reasons = sorted({g.blocked for g in dg.groups if g.blocked})[:3]
+        raise kdr502(
+            "nothing to prune: no channel group is both prunable and in scope",
+            "check `in` / `except`; blocked because: " + ("; ".join(reasons) or "no layers"),
+        )
+    return groups
+
+
 def _check(ratio: Any, criterion: Any, ranking: Any) -> float:
     """Direct callers pass plain values; the plan's are validated by its params model."""
     if not isinstance(ratio, (int, float)) or not 0.0 <= float(ratio) < 1.0:
@@ -140,21 +173,18 @@ def prune_model(
     batches: Batches | None = None,
     seed: int = 0,
     dg: DependencyGraph | None = None,
+    base: dict[str, int] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Prune ``model`` in place; return ``(record, info)``. Raises KDR500 / KDR502."""
+    """Prune ``model`` in place; return ``(record, info)``. Raises KDR500 / KDR502.
+
+    ``base``: see :func:`choose_pruned` (the cuts of a gradual prune)."""
     ratio = _check(ratio, criterion, ranking)
     scope = scope or Scope()
     dg = dg or build(model, example_inputs, tuple(scope.exclude))
-    groups = select_groups(dg, scope)
-    if not groups:
-        reasons = sorted({g.blocked for g in dg.groups if g.blocked})[:3]
-        raise kdr502(
-            "nothing to prune: no channel group is both prunable and in scope",
-            "check `in` / `except`; blocked because: " + ("; ".join(reasons) or "no layers"),
-        )
+    groups = _in_scope(dg, scope)
     before = count_params(model)
     scores = group_importance(dg, model, groups, criterion, batches, seed)
-    pruned = choose_pruned(groups, scores, ratio, ranking)
+    pruned = choose_pruned(groups, scores, ratio, ranking, base)
     record = make_record(dg, pruned)
     apply_record(model, record)
     info = {
@@ -172,4 +202,12 @@ def prune_model(
     return record, info
 
 
-__all__ = ["choose_pruned", "count_params", "make_record", "prune_model", "select_groups"]
+__all__ = [
+    "choose_pruned",
+    "count_params",
+    "group_key",
+    "group_sizes",
+    "make_record",
+    "prune_model",
+    "select_groups",
+]
