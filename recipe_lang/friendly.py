@@ -66,8 +66,6 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
             "train student then evaluate",
             "train with cutmix 1.0",
             "finetune student with lr 0.01",
-            "prune 50% with distill from t",
-            "prune 50% with distill from t then evaluate",
             "quantize int8 qat with distill from t",
             "quantize int8 qat with distill from t then evaluate",
         ],
