@@ -28,6 +28,7 @@ _DESCRIBED: dict[str, str] = {
     "DOTTED_NAME": "a name",
     "NUMBER": "a number",
     "PERCENT": "a percentage like `50%`",
+    "NM_PATTERN": "an N:M pattern like `2:4`",
     "SIZE": "a size like `2.5M`",
     "REF": "a `$param` reference",
     "STRING": 'a string like "path"',
@@ -79,6 +80,18 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
         "`prune` needs an amount: a percentage like `50%` or a budget like `to 2.5M params`",
         "write `prune 50%` or `prune to 40% macs`",
         ["prune", "prune then evaluate", "prune student channels", "prune student then evaluate"],
+    ),
+    "gradual-duration": (
+        'a gradual prune needs its duration: "gradually over 3 epochs"',
+        "write `prune 90% weights gradually over 3 epochs` (or `over 500 steps`)",
+        [
+            "prune 50% gradually",
+            "prune 50% gradually then evaluate",
+            "prune 50% weights gradually for 3 epochs",
+            "prune 50% gradually over",
+            "prune 50% gradually over 3",
+            "prune 50% gradually over 3 then evaluate",
+        ],
     ),
     "missing-teacher": (
         "`distill` needs a teacher: `distill from TEACHER`",
