@@ -117,12 +117,10 @@ def gradual(st: LowerState, s: ast.PruneStage, step: Step, params: dict[str, Any
             st.report(
                 error(
                     "KDR102",
-                    f"a gradual prune ramps up: it starts at {start:.0%} and targets "
-                    f"{target:.0%}, so its target must be above its start",
+                    f"a gradual prune ramps up: it starts at {start * 100:g}% and targets "
+                    f"{target * 100:g}%, so its target must be above its start",
                     g.start.span,
-                    _help(
-                        f"start below {target:.0%} (`from 10%`), or leave `from` out to start at 0%"
-                    ),
+                    _help(f"start below {target * 100:g}%, or leave `from` out to start at 0%"),
                 )
             )
         elif start is not None:
