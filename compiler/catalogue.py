@@ -2,7 +2,7 @@
 
 Each layer documents what it raises: the syntax codes come from :mod:`recipe_lang.codes`, each
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
-rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR105,
+rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR106,
 KDR206, KDR207) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
 (KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
 
@@ -64,7 +64,8 @@ twice. Each name must be declared once; rename one of them.
         """
 A value outside its allowed range: prune 0% or >= 100%, temperature <= 0, alpha outside [0, 1],
 epochs or steps <= 0, label_smoothing outside [0, 1), mixup/cutmix <= 0, calibrate <= 0,
-repeat < 1, a learning rate <= 0. The rule catalogue lists every limit.
+repeat < 1, a learning rate <= 0, an N:M pattern without 0 < N < M, a gradual prune whose `from`
+is outside [0%, 100%) or not below its target. The rule catalogue lists every limit.
 """,
         EXAMPLE_HEAD + "train student for 3 epochs then prune student 100% channels",
         EXAMPLE_HEAD + "train student for 3 epochs\n"
@@ -75,9 +76,12 @@ repeat < 1, a learning rate <= 0. The rule catalogue lists every limit.
         "error",
         "unknown or misplaced option",
         """
-An option word that the stage does not know (`prune by foo`, `quantize int3`), or one that does
-not fit where it is (`calibrate` on `qat`, two granularities in one stage). The message lists
-the accepted words and suggests the closest.
+An option word that the stage does not know (`prune by foo`, `quantize int3`, a sparsity curve
+other than cubic, linear, exponential), or one that does not fit where it is (`calibrate` on
+`qat`, two granularities in one stage, `by fpgm` or `by taylor` on `weights`, `by movement`
+outside a gradual `weights` prune, an N:M pattern with `channels`, `global` or `gradually`, a
+gradual prune with a budget or with a second duration `for N epochs`). The message lists the
+accepted words and suggests the closest.
 """,
         EXAMPLE_HEAD + "train student for 3 epochs then prune student 50% chanels",
         EXAMPLE_HEAD + "train student for 3 epochs\n"
@@ -111,6 +115,25 @@ passes and neither `--resume` (continue) nor `--fresh` (move the old run aside) 
         "# kdr check --set epochs=2\nparam epochs = 3\n"
         + EXAMPLE_HEAD
         + "train student for $epochs epochs",
+    ),
+    code_info(
+        "KDR106",
+        "error",
+        "gradual schedule does not fit its duration",
+        """
+A gradual prune updates its sparsity at steps 0, P, 2P, ... of its training (P: `every K steps`
+or `every K epochs`, once per epoch by default) and reaches its target at the last update before
+the end. With a period as long as the training (`over 100 steps every 100 steps`, `over 1 epoch`
+with the default once-per-epoch updates) there is no update after the first: the sparsity jumps
+to the target at once and nothing is ramped. Update more often (`every 100 steps`) or train
+longer. When the duration and the period are in different units (`over 2 epochs every 300
+steps`) the compiler cannot count the updates: `kdr run` and `kdr check --models` check it with
+the data's steps per epoch and report this code.
+""",
+        EXAMPLE_HEAD + "train student for 3 epochs\n"
+        "then prune student 50% channels gradually over 1 epoch",
+        EXAMPLE_HEAD + "train student for 3 epochs\n"
+        "then prune student 50% channels gradually over 1 epoch every 50 steps",
     ),
     code_info(
         "KDR206",

@@ -13,6 +13,11 @@ _KEY_PARAMS = (
     "epochs",
     "steps",
     "ratio",
+    "pattern",
+    "start",
+    "every_steps",
+    "every_epochs",
+    "curve",
     "budget",
     "criterion",
     "ranking",
@@ -36,6 +41,8 @@ _KEY_PARAMS = (
 def _short(value: Any) -> str:
     if isinstance(value, dict) and "teacher" in value:
         return f"{value['teacher']} T={value['temperature']:g} a={value['alpha']:g}"
+    if isinstance(value, dict) and set(value) == {"n", "m"}:
+        return f"{value['n']}:{value['m']}"
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict):
@@ -47,6 +54,9 @@ def _short(value: Any) -> str:
 
 def _summary(model: OpParams) -> str:
     params = model.model_dump(mode="json")
+    # A gradual prune: its cut, its schedule and its training in one row.
+    for part in ("cut", "schedule", "training"):
+        params.update(params.pop(part, None) or {})
     parts = []
     for key in _KEY_PARAMS:
         value = params.get(key)

@@ -206,8 +206,8 @@ class Values:
             return None
         return int(value.value)
 
-    def ratio(self, v: ast.Value, what: str) -> float | None:
-        """A percentage 0% < p < 100%, as a fraction."""
+    def ratio(self, v: ast.Value, what: str, *, zero: bool = False) -> float | None:
+        """A percentage 0% < p < 100% (0% <= p with ``zero``), as a fraction."""
         value, decl = self.resolve(v)
         if value is None:
             return None
@@ -217,8 +217,10 @@ class Values:
                 hint = f"write a percentage: `{value.text}%`"
             self._kind_error(value, v.span, what, "a percentage like `50%`", decl, hint)
             return None
-        if not 0 < value.value < 100:
-            self._range_error(v.span, what, value.text, "between 0% and 100% (exclusive)", decl)
+        above_low = value.value >= 0 if zero else value.value > 0
+        if not (above_low and value.value < 100):
+            allowed = "at least 0% and below 100%" if zero else "between 0% and 100% (exclusive)"
+            self._range_error(v.span, what, value.text, allowed, decl)
             return None
         return value.value / 100.0
 

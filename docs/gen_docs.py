@@ -62,6 +62,28 @@ LIMITS: tuple[Limit, ...] = (
         "2.5M",
     ),
     Limit(
+        "`prune N:M`",
+        "0 < N < M",
+        _T + "then prune {} weights with distill from teacher for 1 epoch",
+        "4:4",
+        "2:4",
+    ),
+    Limit(
+        "`gradually ... from X%`",
+        "0% <= X < 100%, below the target",
+        _T + "then prune 50% channels gradually over 3 epochs from {} with distill from teacher",
+        "50%",
+        "0%",
+    ),
+    Limit(
+        "`gradually ... every K steps\\|epochs`",
+        "whole K >= 1",
+        _T + "then prune 50% channels gradually over 3 epochs every {} steps "
+        "with distill from teacher",
+        "0",
+        "1",
+    ),
+    Limit(
         "`temperature`",
         "> 0",
         _T + "then distill from teacher temperature {} for 1 epoch",

@@ -197,6 +197,24 @@ class Budget(Node):
     unit: Ident
 
 
+class NMPattern(Node):
+    """``2:4``: every group of ``m`` consecutive weights keeps its ``n`` largest."""
+
+    kind: Literal["nm"] = "nm"
+    n: int
+    m: int
+
+
+class Gradual(Node):
+    """``gradually over 3 epochs [from 10%] [every 100 steps] [cubic]``: a prune that ramps its
+    sparsity while it trains for ``over``. The options after ``over`` come in any order."""
+
+    over: Duration
+    start: Num | None = None
+    every: Duration | None = None
+    curve: Ident | None = None
+
+
 class Calibrate(Node):
     """``calibrate 16 batches``."""
 
@@ -247,13 +265,17 @@ class SnapshotStage(StageBase):
 
 class PruneStage(StageBase):
     kind: Literal["prune"] = "prune"
+    #: One of ``amount`` (``50%``), ``pattern`` (``2:4``) and ``budget`` (``to 2.5M params``).
     amount: Num | None = None
+    pattern: NMPattern | None = None
     budget: Budget | None = None
     words: list[Ident] = Field(default_factory=list)
     criterion: Ident | None = None
     include: list[Scope] = Field(default_factory=list)
     exclude: list[Scope] = Field(default_factory=list)
+    gradual: Gradual | None = None
     modifiers: list[Modifier] = Field(default_factory=list)
+    #: Recovery training after a one-shot cut (a gradual prune's duration is ``gradual.over``).
     duration: Duration | None = None
 
 

@@ -15,6 +15,8 @@ from lark.tree import Meta
 
 from recipe_lang import ast
 from recipe_lang.build_values import ValueBuilder
+from recipe_lang.diagnostics import Span
+from recipe_lang.friendly import MISTAKES
 from recipe_lang.grammar import KEYWORDS
 from recipe_lang.spans import decode_string, span_of, token_span
 from recipe_lang.words import OPTION_ORDER, PRECISION, WORD_ORDER
@@ -82,6 +84,40 @@ class StageBuilder(ValueBuilder):
 
     def recovery(self, meta: Meta, c: list[Any]) -> tuple[list[Any], ast.Duration]:
         return (list(c[:-1]), c[-1])
+
+    def prune_training(
+        self, meta: Meta, c: list[Any]
+    ) -> tuple[str, list[Any], ast.Duration | None, Span]:
+        mods = [m for m in c if isinstance(m, ast.Node) and not isinstance(m, ast.Duration)]
+        duration = c[-1] if isinstance(c[-1], ast.Duration) else None
+        return ("training", mods, duration, span_of([x for x in c if x is not None]))
+
+    def nm_pattern(self, meta: Meta, c: list[Token]) -> ast.NMPattern:
+        n, m = str(c[0]).split(":")
+        return ast.NMPattern(span=token_span(c[0]), n=int(n), m=int(m))
+
+    def gradual_from(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
+        return ("start", c[0])
+
+    def gradual_every(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
+        return ("every", ast.Duration(span=span_of(c), count=c[0], unit=self._ident(c[1])))
+
+    def gradual_curve(self, meta: Meta, c: list[Token]) -> tuple[str, Any]:
+        return ("curve", self._ident(c[0]))
+
+    def gradual(self, meta: Meta, c: list[Any]) -> ast.Gradual:
+        over = ast.Duration(span=span_of(c[1:3]), count=c[1], unit=self._ident(c[2]))
+        options: dict[str, Any] = {}
+        for key, value in c[3:]:
+            if key in options:
+                word = {"start": "from", "every": "every", "curve": "a curve"}[key]
+                self._complain(
+                    f"{word if key == 'curve' else f'`{word}`'} is given twice in one `prune`",
+                    value.span,
+                    "give each option of a gradual prune once",
+                )
+            options[key] = value
+        return ast.Gradual(span=span_of(c), over=over, **options)
 
     def budget(self, meta: Meta, c: list[Any]) -> ast.Budget:
         return ast.Budget(span=span_of(c), value=c[1], unit=self._ident(c[2]))
@@ -155,11 +191,22 @@ class StageBuilder(ValueBuilder):
                         f"{what} is given twice in one `prune`", where, "merge them into one list"
                     )
                 fields[key] = value
-            elif isinstance(item, tuple):  # recovery: (modifiers, duration)
-                fields["modifiers"], fields["duration"] = item
+            elif isinstance(item, ast.Gradual):
+                fields["gradual"] = item
+            elif isinstance(item, tuple):  # ("training", modifiers, duration, span)
+                _, fields["modifiers"], fields["duration"], where = item
+                if fields["duration"] is None and fields.get("gradual") is None:
+                    self._complain(
+                        MISTAKES["missing-duration"][0],
+                        where,
+                        "add a duration such as `for 1 epoch` after the modifiers, or prune "
+                        "`gradually over N epochs` (it then trains for that long)",
+                    )
         fields["words"] = _sorted_words(fields["words"])
         if isinstance(amount, ast.Budget):
             fields["budget"] = amount
+        elif isinstance(amount, ast.NMPattern):
+            fields["pattern"] = amount
         else:
             fields["amount"] = amount
         return ast.PruneStage(

@@ -72,6 +72,18 @@ def _modifiers(mods: Sequence[ast.Modifier]) -> str:
     return "with " + ", ".join(parts)
 
 
+def _gradual(g: ast.Gradual) -> str:
+    """``gradually over N unit [from X%] [every K unit] [curve]``: options in this order."""
+    parts = ["gradually over", value(g.over.count), g.over.unit.value]
+    if g.start is not None:
+        parts += ["from", value(g.start)]
+    if g.every is not None:
+        parts += ["every", value(g.every.count), g.every.unit.value]
+    if g.curve is not None:
+        parts.append(g.curve.value)
+    return " ".join(parts)
+
+
 def _scopes(keyword: str, scopes: Sequence[ast.Scope]) -> list[str]:
     if not scopes:
         return []
@@ -120,6 +132,8 @@ def stage_head(s: ast.Stage) -> str:
     elif isinstance(s, ast.PruneStage):
         if s.budget is not None:
             amount = f"to {value(s.budget.value)} {s.budget.unit.value}"
+        elif s.pattern is not None:
+            amount = f"{s.pattern.n}:{s.pattern.m}"
         else:
             amount = value(s.amount) if s.amount is not None else ""
         # The spec's order: `50% channels by l1 global`: the kind of pruning before `by`,
@@ -131,6 +145,8 @@ def stage_head(s: ast.Stage) -> str:
             parts.append(f"by {s.criterion.value}")
         parts += rest
         parts += _scopes("in", s.include) + _scopes("except", s.exclude)
+        if s.gradual is not None:
+            parts.append(_gradual(s.gradual))
         if s.modifiers:
             parts += [_modifiers(s.modifiers), *_duration(s.duration)]
     elif isinstance(s, ast.ReplaceStage):

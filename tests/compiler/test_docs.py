@@ -79,6 +79,8 @@ def test_language_md_names_every_option_word():
         stages.PRUNE_WORDS,
         stages.QUANT_WORDS,
         stages.CRITERIA,
+        stages.WEIGHT_CRITERIA,
+        stages.CURVES,
         stages.EXPORT_FORMATS,
         stages.MODIFIERS,
         stages.REPLACEMENTS,
@@ -97,6 +99,7 @@ def test_language_md_names_every_option_word():
 def test_language_md_stage_ops():
     ops = [
         "train", "distill", "snapshot", "prune.channels", "prune.weights", "replace.K", "fuse.bn",
+        "prune.channels.gradual", "prune.weights.gradual",
         "quant.prepare", "quant.calibrate", "quant.prepare_qat", "quant.convert", "evaluate",
         "export",
     ]  # fmt: skip
@@ -118,6 +121,9 @@ def test_language_md_defaults_match_the_compiler():
         "prune granularity": "channels",
         "prune criterion": stages.CRITERIA[0],
         "prune ranking": "local",
+        "gradual start": "0%",
+        "gradual update period": "1",
+        "gradual curve": stages.DEFAULT_CURVE,
         "quantize mode": "static",
         "quantize granularity": "per_channel",
         "calibrate batches": str(stages.DEFAULT_CALIBRATION_BATCHES),
@@ -142,6 +148,12 @@ def test_language_md_defaults_match_the_compiler():
     assert (prepare.params.mode, prepare.params.granularity) == ("static", "per_channel")
     assert calibrate.params.batches == stages.DEFAULT_CALIBRATION_BATCHES == 32
     assert distill.subject == "student"
+    gradual = compile_source("prune 50% weights gradually over 2 epochs").plan
+    assert gradual is not None
+    schedule = gradual.passes[0].params.schedule
+    assert (schedule.start, schedule.every_steps, schedule.every_epochs) == (0.0, None, None)
+    assert schedule.period(steps_per_epoch=7) == 7  # once per epoch
+    assert schedule.curve == stages.DEFAULT_CURVE
 
 
 def _shown(value: object) -> str:

@@ -16,6 +16,8 @@ CASES = sorted(RECIPES.glob("*.kdr"))
 #: Warnings and notes the examples are known to give (everything else must be clean).
 KNOWN = {
     "budget_prune": ["KDR400"],
+    "gradual_kd": ["KDR301"],
+    "nm_sparse": ["KDR301"],
     "oneliner": ["KDR300"],
     "unstructured": ["KDR301"],
     "warm_start": ["KDR400"],

@@ -159,13 +159,30 @@ def recovery(draw: Any) -> dict[str, Any]:
     return {"modifiers": [], "duration": None}
 
 
+gradual_clauses = st.builds(
+    lambda o, f, e, c: ast.Gradual(span=S, over=o, start=f, every=e, curve=c),
+    durations,
+    st.none() | nums,
+    st.none() | durations,
+    st.none() | idents,
+)
+
+
 @st.composite
 def prune_stages(draw: Any) -> ast.PruneStage:
     amount: dict[str, Any]
-    if draw(st.booleans()):
+    which = draw(st.sampled_from(["amount", "budget", "pattern"]))
+    if which == "amount":
         amount = {"amount": draw(nums)}
-    else:
+    elif which == "budget":
         amount = {"budget": ast.Budget(span=S, value=draw(nums), unit=draw(idents))}
+    else:
+        n, m = draw(st.integers(0, 99)), draw(st.integers(0, 99))
+        amount = {"pattern": ast.NMPattern(span=S, n=n, m=m)}
+    gradual = draw(st.none() | gradual_clauses)
+    training = draw(recovery())
+    if gradual is not None and draw(st.booleans()):  # `with MODS` and no duration of its own
+        training = {"modifiers": draw(modifier_lists), "duration": None}
     return ast.PruneStage(
         span=S,
         subject=draw(subjects),
@@ -173,8 +190,9 @@ def prune_stages(draw: Any) -> ast.PruneStage:
         criterion=draw(st.none() | idents),
         include=draw(scope_lists),
         exclude=draw(scope_lists),
+        gradual=gradual,
         **amount,
-        **draw(recovery()),
+        **training,
     )
 
 

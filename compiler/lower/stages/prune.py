@@ -1,18 +1,34 @@
-"""``prune [M] P%|to BUDGET [channels|weights] [by C] [local|global] [in/except SCOPES]
-[with MODS for N epochs]``: the cut, then its recovery training if any."""
+"""``prune [M] P%|N:M|to BUDGET [channels|weights] [by C] [local|global] [in/except SCOPES]
+[gradually over N epochs ...] [with MODS [for N epochs]]``: the cut, then its recovery
+training if any; or, with ``gradually``, one training pass that ramps the sparsity."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from compiler.lower import clauses
+from compiler.lower import clauses, gradual
 from compiler.lower.base import LowerState
 from compiler.lower.training_ops import training_pass
-from compiler.ops import OpParams, PruneChannelsParams, PruneWeightsParams
+from compiler.ops import (
+    OpParams,
+    PruneChannelsGradualParams,
+    PruneChannelsParams,
+    PruneWeightsGradualParams,
+    PruneWeightsParams,
+    Schedule,
+    TrainingParams,
+)
 from compiler.program import Step
 from compiler.values import unknown
-from compiler.vocab import BUDGET_UNITS, CRITERIA, PRUNE_WORDS, WEIGHT_CRITERIA, StageTraits
+from compiler.vocab import (
+    BUDGET_UNITS,
+    CRITERIA,
+    PRUNE_WORDS,
+    TRAINING_CRITERIA,
+    WEIGHT_CRITERIA,
+    StageTraits,
+)
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, error
 
@@ -26,20 +42,40 @@ def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:
     )
     if s.budget is not None:
         params["budget"] = _budget(st, s.budget, params["granularity"])
+    elif s.pattern is not None:
+        params["pattern"] = gradual.pattern(st, s, params)
     elif s.amount is not None:
         params["ratio"] = st.values.ratio(s.amount, "the pruning amount")
     params["criterion"] = "l1"
     if s.criterion is not None:
-        _criterion(st, s.criterion, params)
+        _criterion(st, s.criterion, params, s.gradual is not None)
     params["include"] = clauses.scopes(s.include)
     params["exclude"] = clauses.scopes(s.exclude)
     step.params = params
-    clauses.recovery(st, step, s.duration, s.modifiers)
+    if s.gradual is not None:
+        gradual.gradual(st, s, step, params)
+    else:
+        clauses.recovery(st, step, s.duration, s.modifiers)
 
 
-def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any]) -> None:
-    allowed = CRITERIA if params["granularity"] == "channels" else WEIGHT_CRITERIA
-    if c.value in allowed:
+def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any], ramps: bool) -> None:
+    weights = params["granularity"] == "weights"
+    allowed = WEIGHT_CRITERIA if weights else CRITERIA
+    if c.value in TRAINING_CRITERIA and (not weights or not ramps or "pattern" in params):
+        st.report(
+            error(
+                "KDR103",
+                f"`by {c.value}` scores single weights as they train: it needs a gradual "
+                "`weights` prune",
+                c.span,
+                Note(
+                    kind="help",
+                    message=f"write `prune 90% weights by {c.value} gradually over 3 epochs`, "
+                    "or rank by magnitude: `by l1`",
+                ),
+            )
+        )
+    elif c.value in allowed:
         params["criterion"] = c.value
     elif c.value in CRITERIA:
         st.report(
@@ -48,12 +84,14 @@ def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any]) -> None:
                 f"`by {c.value}` does not apply to `weights` pruning",
                 c.span,
                 Note(
-                    kind="help", message="unstructured pruning ranks weights by magnitude: `by l1`"
+                    kind="help",
+                    message=f"`{c.value}` ranks whole channels (`prune 50% channels by "
+                    f"{c.value}`); unstructured pruning ranks weights by magnitude: `by l1`",
                 ),
             )
         )
     else:
-        st.report(unknown("KDR103", "pruning criterion", c.value, c.span, CRITERIA))
+        st.report(unknown("KDR103", "pruning criterion", c.value, c.span, allowed))
 
 
 def _budget(st: LowerState, b: ast.Budget, granularity: str) -> dict[str, Any] | None:
@@ -88,12 +126,23 @@ def _budget(st: LowerState, b: ast.Budget, granularity: str) -> dict[str, Any] |
 
 
 def expand(step: Step) -> list[tuple[str, OpParams]]:
-    p = {k: v for k, v in step.params.items() if k != "granularity" and v is not None}
-    cut: tuple[str, OpParams]
-    if step.params["granularity"] == "channels":
-        cut = ("prune.channels", PruneChannelsParams.model_validate(p))
-    else:
-        cut = ("prune.weights", PruneWeightsParams.model_validate(p))
+    skip = ("granularity", "schedule")
+    p = {k: v for k, v in step.params.items() if k not in skip and v is not None}
+    channels = step.params["granularity"] == "channels"
+    cut = (PruneChannelsParams if channels else PruneWeightsParams).model_validate(p)
+    op = "prune.channels" if channels else "prune.weights"
+    schedule = step.params.get("schedule")
+    if schedule is not None:
+        assert step.training is not None
+        ramp = PruneChannelsGradualParams if channels else PruneWeightsGradualParams
+        gradual_params = ramp.model_validate(
+            {
+                "cut": cut,
+                "schedule": Schedule.model_validate(schedule),
+                "training": TrainingParams.model_validate(step.training),
+            }
+        )
+        return [(f"{op}.gradual", gradual_params)]
     if step.training is None:
-        return [cut]
-    return [cut, training_pass(step, recovery=True)]
+        return [(op, cut)]
+    return [(op, cut), training_pass(step, recovery=True)]
