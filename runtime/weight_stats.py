@@ -33,7 +33,7 @@ LINEAR_TYPES: tuple[type, ...] = (nn.Linear, nnq.Linear)
 COMPRESSED_SIZE_METHOD = "zlib level 1 of torch.save(state_dict)"
 
 
-def layer_weight(module: nn.Module) -> torch.Tensor | None:
+def layer_weight(module: Any) -> torch.Tensor | None:
     """A layer's weight as a float tensor; quantized modules expose it as ``.weight()``."""
     weight: Any = getattr(module, "weight", None)
     if callable(weight) and not isinstance(weight, torch.Tensor):
