@@ -13,27 +13,26 @@ done through functional calls (``F.linear`` inside attention, for example) is no
 
 from __future__ import annotations
 
-import io
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.ao.nn.quantized as nnq
 from torch import nn
 
 from runtime.latency import DEFAULT_THREADS, LATENCY_KEYS, latency_fields, time_batches
+from runtime.weight_stats import (
+    COMPRESSED_SIZE_METHOD,
+    CONV_TYPES,
+    LINEAR_TYPES,
+    layer_weight,
+    nm_conformance,
+    serialized_sizes,
+    state_bytes,
+    zero_share,
+)
 
-CONV_TYPES: tuple[type, ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nnq.Conv1d, nnq.Conv2d, nnq.Conv3d)
-LINEAR_TYPES: tuple[type, ...] = (nn.Linear, nnq.Linear)
-
-
-def _weight(module: nn.Module) -> torch.Tensor | None:
-    """A layer's weight as a float tensor; quantized modules expose it as ``.weight()``."""
-    weight: Any = getattr(module, "weight", None)
-    if callable(weight) and not isinstance(weight, torch.Tensor):
-        weight = weight()
-    if not isinstance(weight, torch.Tensor):
-        return None
-    return weight.dequantize() if weight.is_quantized else weight.detach()
+if TYPE_CHECKING:
+    from compiler.ops import PassBase, PruneWeightsParams
 
 
 def count_params(model: nn.Module) -> int:
@@ -43,7 +42,7 @@ def count_params(model: nn.Module) -> int:
         if isinstance(module, (*CONV_TYPES, *LINEAR_TYPES)) and not any(
             True for _ in module.parameters(recurse=False)
         ):
-            weight = _weight(module)
+            weight = layer_weight(module)
             bias: Any = getattr(module, "bias", None)
             bias = bias() if callable(bias) and not isinstance(bias, torch.Tensor) else bias
             total += weight.numel() if weight is not None else 0
@@ -95,9 +94,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 def serialized_size(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``: the model's size on disk."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes
+    return len(state_bytes(model))
 
 
 def latency_ms(
@@ -113,19 +110,66 @@ def latency_ms(
 
 
 def sparsity(model: nn.Module) -> float:
-    """Fraction of exactly-zero weights over all convolution and linear layers."""
-    zeros = total = 0
-    for module in model.modules():
-        if isinstance(module, (*CONV_TYPES, *LINEAR_TYPES)):
-            weight = _weight(module)
-            if weight is not None:
-                zeros += int((weight == 0).sum())
-                total += weight.numel()
-    return zeros / total if total else 0.0
+    """Fraction of exactly-zero weights over all convolution and linear layers (quantized
+    ones included)."""
+    return zero_share(model)
 
 
-#: Every field ``measure`` returns, in order.
-MEASURED_KEYS = ("accuracy", "params", "macs", "size_bytes", *LATENCY_KEYS, "sparsity")
+def nm_lineage(
+    passes: Sequence[PassBase], model: str, until: str | None = None
+) -> PruneWeightsParams | None:
+    """The N:M prune in ``model``'s history: the last ``prune.weights`` with a ``pattern`` among
+    ``passes`` (plan order, up to and including the pass ``until``) that acted on ``model`` or
+    on the model it was snapshotted from; None if there is none."""
+    from compiler.ops import PruneWeightsParams
+
+    held: dict[str, PruneWeightsParams] = {}
+    for p in passes:
+        params = p.params
+        if isinstance(params, PruneWeightsParams) and params.pattern is not None:
+            held[p.subject] = params
+        elif p.result_model != p.subject and p.subject in held:  # a snapshot inherits it
+            held[p.result_model] = held[p.subject]
+        if p.id == until:
+            break
+    return held.get(model)
+
+
+#: Every field ``measure`` returns, in order (``nm_*``: None unless an N:M prune is in the
+#: model's history).
+MEASURED_KEYS = (
+    "accuracy",
+    "params",
+    "macs",
+    "size_bytes",
+    *LATENCY_KEYS,
+    "sparsity",
+    "dense_size_bytes",
+    "compressed_size_bytes",
+    "nm_pattern",
+    "nm_conformance",
+)
+
+
+def sparsity_fields(model: nn.Module, nm: PruneWeightsParams | None = None) -> dict[str, Any]:
+    """``sparsity``, ``dense_size_bytes``, ``compressed_size_bytes`` (see
+    ``runtime.weight_stats``), and with an N:M prune ``nm`` in the model's history its
+    ``nm_pattern`` and ``nm_conformance`` (share of the groups of the layers in its scope that
+    still hold the pattern: 1.0 while it holds)."""
+    dense, compressed = serialized_sizes(model)
+    out: dict[str, Any] = {
+        "sparsity": zero_share(model),
+        "dense_size_bytes": dense,
+        "compressed_size_bytes": compressed,
+        "nm_pattern": None,
+        "nm_conformance": None,
+    }
+    if nm is not None and nm.pattern is not None:
+        from runtime.passes.scopes import Scope
+
+        held = nm_conformance(model, nm.pattern.n, nm.pattern.m, Scope.of(nm).selects)
+        out["nm_pattern"], out["nm_conformance"] = held["pattern"], held["conformance"]
+    return out
 
 
 def measure(
@@ -136,21 +180,40 @@ def measure(
     warmup: int = 2,
     repeats: int | None = None,
     threads: int = DEFAULT_THREADS,
+    nm: PruneWeightsParams | None = None,
 ) -> dict[str, Any]:
     """The report's per-stage figures, ``MEASURED_KEYS``: ``accuracy`` (None if not asked),
     ``params``, ``macs``, ``size_bytes``, the latency figures of ``runtime.latency`` (median,
-    min and spread at batch 1 and 32, threads, load average, ``noisy``) and ``sparsity``.
-    ``repeats`` None scales the latency rounds to the model's cost (a fraction of a second for
-    a small model)."""
+    min and spread at batch 1 and 32, threads, load average, ``noisy``) and the sparsity
+    fields of ``sparsity_fields`` (``nm``: the N:M prune of the model's history, see
+    ``nm_lineage``). ``repeats`` None scales the latency rounds to the model's cost (a
+    fraction of a second for a small model)."""
     from runtime.engine import evaluate
 
     shape = (data.in_channels, data.image_size, data.image_size)
+    weights = sparsity_fields(model, nm)
     out: dict[str, Any] = {
         "accuracy": evaluate(model, data) if accuracy else None,
         "params": count_params(model),
         "macs": count_macs(model, shape),
-        "size_bytes": serialized_size(model),
+        "size_bytes": weights["dense_size_bytes"],
     }
     out.update(latency_fields(model, shape, warmup=warmup, repeats=repeats, threads=threads))
-    out["sparsity"] = sparsity(model)
+    out.update(weights)
     return out
+
+
+__all__ = [
+    "COMPRESSED_SIZE_METHOD",
+    "CONV_TYPES",
+    "LINEAR_TYPES",
+    "MEASURED_KEYS",
+    "count_macs",
+    "count_params",
+    "latency_ms",
+    "measure",
+    "nm_lineage",
+    "serialized_size",
+    "sparsity",
+    "sparsity_fields",
+]

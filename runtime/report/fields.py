@@ -63,6 +63,19 @@ def fmt_spread(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def fmt_pct(value: float | None) -> str:
+    """A share as a percentage with one decimal: ``0.5`` -> ``50.0``."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def fmt_nm(entry: dict[str, Any]) -> str:
+    """An N:M pattern and how much of it holds (``2:4 100%``), or ``-``."""
+    pattern, held = entry.get("nm_pattern"), entry.get("nm_conformance")
+    if not pattern:
+        return "-"
+    return f"{pattern} {fmt_spread(held)}" if held is not None else str(pattern)
+
+
 def pass_number(entry: dict[str, Any]) -> int | None:
     """The pass's 1-based position in the plan (as ``kdr run`` counts ``[i/N]``); None for
     an input model's entry."""

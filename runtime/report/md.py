@@ -7,6 +7,7 @@ from typing import Any
 
 from runtime.latency import NOISY_FLOOR_MS, NOISY_SPREAD, NOISY_WAIT
 from runtime.report import fields as f
+from runtime.weight_stats import COMPRESSED_SIZE_METHOD
 
 Cell = Callable[[dict[str, Any]], str]
 
@@ -14,6 +15,10 @@ Cell = Callable[[dict[str, Any]], str]
 def _ms(batch: int, suffix: str = "") -> Cell:
     key = f"latency_ms_b{batch}{suffix}"
     return lambda e: f.fmt_ms(e.get(key)) + ("*" if not suffix and f.noisy(e, batch) else "")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f.fmt_pct(value) + "%"
 
 
 #: The columns of the markdown table: title and how an entry reads.
@@ -25,7 +30,9 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("params", lambda e: f.fmt_count(e.get("params"))),
     ("MACs", lambda e: f.fmt_count(e.get("macs"))),
     ("size", lambda e: f.fmt_size(e.get("size_bytes"))),
-    ("sparsity", lambda e: f.fmt_spread(e.get("sparsity"))),
+    ("zipped", lambda e: f.fmt_size(e.get("compressed_size_bytes"))),
+    ("sparsity", lambda e: _pct(e.get("sparsity"))),
+    ("N:M", f.fmt_nm),
     ("ms@1", _ms(1)),
     ("min@1", _ms(1, "_min")),
     ("spread@1", lambda e: f.fmt_spread(e.get("latency_spread_b1"))),
@@ -36,6 +43,16 @@ COLUMNS: tuple[tuple[str, Cell], ...] = (
     ("cpu@32", _ms(32, "_cpu")),
     ("load", lambda e: "-" if e.get("load_avg") is None else f"{e['load_avg']:.2f}"),
     ("wall", lambda e: f.fmt_wall(e.get("wall_s"))),
+)
+
+
+#: How the sparsity columns are measured.
+SPARSITY_NOTE = (
+    "Sparsity: share of exactly-zero entries in the weights of every convolution and linear "
+    "layer, counted on the model after the stage. `zipped`: the size on disk once compressed, "
+    f"{COMPRESSED_SIZE_METHOD} (zeros compress: what unstructured sparsity saves). `N:M`: the "
+    "pattern of an N:M prune in the model's history and the share of its groups that still "
+    "hold it."
 )
 
 
@@ -73,11 +90,11 @@ def markdown(report: dict[str, Any]) -> str:
         "|" + "|".join("---" for _ in head) + "|",
     ]
     lines += ["| " + " | ".join(cell(e) for _, cell in COLUMNS) + " |" for e in report["stages"]]
-    lines += ["", latency_note(report), ""]
+    lines += ["", latency_note(report), "", SPARSITY_NOTE, ""]
     notes = [(e, n) for e in report["stages"] for n in e.get("notes") or []]
     if notes:
         lines += ["Notes:", ""]
         lines += [f"- `{e.get('pass_id')}` {e.get('model')}: {n}" for e, n in notes]
         lines.append("")
-    lines += ["![accuracy against size and latency](report.png)", ""]
+    lines += ["![accuracy against size and latency, sparsity per stage](report.png)", ""]
     return "\n".join(lines)

@@ -1,10 +1,14 @@
-"""``report.png``: accuracy against serialized size and against batch-1 CPU latency.
+"""``report.png``: accuracy against serialized size and against batch-1 CPU latency, and
+accuracy beside sparsity per stage.
 
 One point per stage that changed a model (its last pass's figures), labelled with its pass
 numbers and a short name (``4-5 prune``), joined per model in plan order; the teachers drawn as
 stars, the final model ringed, the latency's min-to-p90 range as an error bar. The y axis is
 zoomed to those points: an untrained input model (10% on ten classes) is listed under the
-plot instead of squashing the trained ones into one line. Uses matplotlib's Agg backend.
+plot instead of squashing the trained ones into one line. A panel below follows the same
+points in plan order: their accuracy (markers, left axis, the same zoom) in front of the
+model's sparsity (grey bars, right axis, 0-100%, labelled with the value and the N:M pattern
+and its conformance where there is one). Uses matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -121,6 +125,55 @@ def _panel(
     return {"xs": xs_all, "ys": ys_all, "texts": texts, "bars": bars}
 
 
+def _sparsity_panel(
+    ax: Any, points: list[dict[str, Any]], report: dict[str, Any], ylim: tuple[float, float]
+) -> Any:
+    """Accuracy (left axis) in front of sparsity bars (right axis), one slot per point."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    teachers = _teachers(report)
+    xs = list(range(len(points)))
+    bars = ax.twinx()
+    shares = [100 * float(p.get("sparsity") or 0.0) for p in points]
+    bars.bar(xs, shares, width=0.55, color="0.82", edgecolor="0.6", lw=0.6)
+    for x, share, p in zip(xs, shares, points, strict=True):
+        text = f"{share:.1f}%" + (f"\n{f.fmt_nm(p)}" if p.get("nm_pattern") else "")
+        if share >= 0.05 or p.get("nm_pattern"):
+            bars.text(x, share + 2, text, ha="center", va="bottom", fontsize=7, color="0.3")
+    bars.set_ylim(0, 118)  # room above a full bar for its label
+    bars.set_yticks([0, 25, 50, 75, 100])
+    bars.set_ylabel("sparsity (%)", color="0.35")
+    ax.set_zorder(bars.get_zorder() + 1)  # the accuracy markers in front of the bars
+    ax.patch.set_visible(False)
+    for m, model in enumerate(dict.fromkeys(p["model"] for p in points)):
+        mine = [i for i, p in enumerate(points) if p["model"] == model]
+        star = model in teachers
+        ax.plot(
+            mine,
+            [100 * points[i]["accuracy"] for i in mine],
+            "-*" if star else "-o",
+            ms=12 if star else 6,
+            color=colours[m % len(colours)],
+            mec="white",
+            mew=0.6,
+        )
+    ax.set_ylim(*ylim)
+    ax.set_xlim(-0.6, len(points) - 0.4)
+    crowded = len(points) > 8  # slanted labels, so that long runs stay legible
+    ax.set_xticks(
+        xs,
+        [p["label"] for p in points],
+        fontsize=8,
+        rotation=30 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
+    ax.set_ylabel("top-1 (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title("accuracy (markers) and sparsity (bars) per stage", fontsize=9)
+    return bars
+
+
 def _legend(fig: Any, report: dict[str, Any], points: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -173,7 +226,11 @@ def draw(report: dict[str, Any]) -> Any:
     shown = [e for e in inputs if 100 * e["accuracy"] >= low]
     hidden = [e for e in inputs if 100 * e["accuracy"] < low]
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    fig = plt.figure(figsize=(11, 7.4))
+    grid = fig.add_gridspec(2, 2, height_ratios=(4.8, 2.4))
+    axes = [fig.add_subplot(grid[0, 0])]
+    axes.append(fig.add_subplot(grid[0, 1], sharey=axes[0]))
+    axes[1].tick_params(labelleft=False)
     panels = []
     for ax, key, xlabel in (
         (axes[0], "size_bytes", "serialized size (log scale)"),
@@ -183,10 +240,14 @@ def draw(report: dict[str, Any]) -> Any:
         ax.set_ylim(low, high)
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("top-1 accuracy (%)")
+    _sparsity_panel(fig.add_subplot(grid[1, :]), points, report, (low, high))
     _legend(fig, report, points)
-    fig.suptitle(f"kdr: {report['recipe']}: accuracy against size and latency, one point per stage")
-    fig.text(0.5, 0.012, _footnote(report, hidden), ha="center", fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.94))
+    fig.suptitle(
+        f"kdr: {report['recipe']}: accuracy against size and latency, and sparsity, "
+        "one point per stage"
+    )
+    fig.text(0.5, 0.01, _footnote(report, hidden), ha="center", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.935))
     fig.canvas.draw()  # labels are placed in display coordinates, once the layout is final
     for ax, spots in panels:
         lbl.place(ax, **spots)

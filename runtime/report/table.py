@@ -1,8 +1,9 @@
 """The summary table printed at the end of ``kdr run``: one row per entry, in 80 columns.
 
-It keeps what a decision needs (accuracy, parameters, size, median latency, wall time) in
-short formats; ``report.md`` has every figure (MACs, sparsity, latency minima and spreads,
-load average). A noisy latency is marked ``*``.
+It keeps what a decision needs (accuracy, parameters, size on disk and compressed, sparsity,
+median latency, wall time) in short formats, one space between columns; ``report.md`` has
+every figure (MACs, latency minima and spreads, load average, N:M conformance). A noisy
+latency is marked ``*``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from runtime.report import fields as f
 #: The printed table is meant to fit a terminal this wide.
 WIDTH = 80
 OP_WIDTH = 15
-MODEL_WIDTH = 10
+MODEL_WIDTH = 8
 
 Cell = Callable[[dict[str, Any]], str]
 
@@ -40,6 +41,8 @@ COLUMNS: tuple[tuple[str, Cell, bool], ...] = (
     ("acc %", lambda e: f.fmt_acc(e.get("accuracy")), True),
     ("params", lambda e: f.fmt_count(e.get("params")), True),
     ("size", lambda e: f.fmt_size(e.get("size_bytes")), True),
+    ("zipped", lambda e: f.fmt_size(e.get("compressed_size_bytes")), True),
+    ("sp %", lambda e: f.fmt_pct(e.get("sparsity")), True),
     ("ms@1", _ms(1), True),
     ("ms@32", _ms(32), True),
     ("wall", lambda e: f.fmt_wall(e.get("wall_s")), True),
@@ -69,6 +72,7 @@ def build(report: dict[str, Any]) -> Any:
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
+        padding=(0, 0),
         collapse_padding=True,
     )
     for title, _, right in COLUMNS:

@@ -18,7 +18,7 @@ from compiler.plan import PlanPass
 from recipe_lang.diagnostics import KdrError
 from runtime import distributed
 from runtime.engine import resolve_device
-from runtime.metrics import measure
+from runtime.metrics import measure, nm_lineage
 from runtime.modelstore import ModelStore
 from runtime.run import entries, resume
 from runtime.run.console import result_line, say
@@ -80,10 +80,12 @@ def open_rundir(ctx: RunContext) -> None:
             resume.restore(ctx)
 
 
-def _measure(ctx: RunContext, name: str) -> dict[str, Any]:
+def _measure(ctx: RunContext, name: str, until: PlanPass | None = None) -> dict[str, Any]:
+    """``name``'s figures; ``until``: the pass just finished (its N:M prune history counts)."""
     model = ctx.store.get(name)
     model.eval()
-    return measure(model.cpu(), ctx.data)
+    nm = nm_lineage(ctx.plan.passes, name, until.id) if until is not None else None
+    return measure(model.cpu(), ctx.data, nm=nm)
 
 
 def _measure_inputs(ctx: RunContext) -> None:
@@ -103,7 +105,7 @@ def _finish(ctx: RunContext, p: PlanPass, name: str, wall: float, extra: dict[st
     if p.info.read_only and p.op != "evaluate" and last:
         metrics = dict(last)  # the model did not change: reuse its figures, do not re-time it
     else:
-        metrics = _measure(ctx, name)
+        metrics = _measure(ctx, name, p)
     entry = entries.entry(p.id, p.op, name, wall, metrics, extra)
     if distributed.is_distributed():
         entry["world_size"] = distributed.world_size()

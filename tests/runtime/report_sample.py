@@ -47,6 +47,9 @@ def sample_report(noisy_pass: str = "004-distill-student") -> dict[str, Any]:
             "load_avg": 2.74,
             "noisy": noisy,
             "sparsity": 0.0,
+            "compressed_size_bytes": size * 9 // 10,
+            "nm_pattern": None,
+            "nm_conformance": None,
         }
         if stage is not None:
             entry["stage"] = stage
@@ -64,3 +67,29 @@ def sample_report(noisy_pass: str = "004-distill-student") -> dict[str, Any]:
         "stages": stages,
         "final": final,
     }
+
+
+#: (pass id, op, stage, accuracy, sparsity, compressed size, N:M pattern) of a weight-pruning
+#: run on the student after its distillation (the rest as in ``sample_report``).
+SPARSE_ROWS = (
+    ("003-prune.weights-student", "prune.weights", 3, 0.9612, 0.5, 201_001, None),
+    ("004-distill-student", "distill", 3, 0.9721, 0.5, 200_552, None),
+    ("005-prune.weights-student", "prune.weights", 4, 0.9588, 0.7504, 139_870, "2:4"),
+    ("006-distill-student", "distill", 4, 0.9702, 0.7504, 139_020, "2:4"),
+)
+
+
+def sparse_report() -> dict[str, Any]:
+    """``sample_report`` up to the distillation, then two weight prunes (the second 2:4), each
+    with its recovery."""
+    report = sample_report()
+    stages = [e for e in report["stages"] if e.get("stage") is None or e["stage"] <= 2]
+    template = stages[-1]
+    for pass_id, op, stage, acc, share, zipped, nm in SPARSE_ROWS:
+        e = dict(template, pass_id=pass_id, op=op, model="student", stage=stage, accuracy=acc)
+        e.update(sparsity=share, compressed_size_bytes=zipped, nm_pattern=nm)
+        e["nm_conformance"] = 1.0 if nm else None
+        stages.append(e)
+    report["stages"] = stages
+    report["final"] = {e["model"]: e for e in stages}
+    return report

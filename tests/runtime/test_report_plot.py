@@ -1,4 +1,5 @@
-"""report.png: a zoomed y axis, one legible label per trained stage, teacher and final marked."""
+"""report.png: a zoomed y axis, one legible label per trained stage, teacher and final marked;
+accuracy beside sparsity per stage."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_the_plot_is_written_zoomed_labelled_and_legible(sample: Any, tmp_path: 
     assert (tmp_path / "report.png").stat().st_size > 10_000
     fig = draw(report)
     try:
-        for ax in fig.axes:
+        for ax in fig.axes[:2]:  # the scatter panels (the sparsity panel below has its own test)
             low, high = ax.get_ylim()
             assert 96.0 < low < 96.59 and 98.3 < high < 99.5  # the untrained 10% is off the axis
             texts = _labels(ax)
@@ -73,7 +74,7 @@ def test_crowded_labels_are_pushed_apart(sample: Any) -> None:
         report["stages"].append(e)
     fig = draw(report)
     try:
-        for ax in fig.axes:
+        for ax in fig.axes[:2]:
             texts = _labels(ax)
             assert len(texts) == 12
             assert labels.overlaps(texts) == 0
@@ -86,3 +87,25 @@ def test_a_report_with_nothing_trained_still_plots(sample: Any, tmp_path: Path) 
     report["stages"] = [e for e in report["stages"] if e["op"] == "input"]
     plot(report, str(tmp_path / "p.png"))
     assert (tmp_path / "p.png").stat().st_size > 5_000
+
+
+def test_sparsity_is_drawn_beside_accuracy_per_stage(sample: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    report = sample.sparse_report()
+    fig = draw(report)
+    try:
+        accuracy, bars = fig.axes[2], fig.axes[3]
+        ticks = [t.get_text() for t in accuracy.get_xticklabels()]
+        assert ticks == ["1 train", "2 distill", "4-5 prune", "6-7 prune"]
+        heights = [round(r.get_height(), 2) for r in bars.patches]
+        assert heights == [0.0, 0.0, 50.0, 75.04]  # each stage's last entry, in %
+        assert bars.get_ylim()[0] == 0 and bars.get_ylabel() == "sparsity (%)"
+        texts = [t.get_text() for t in bars.texts]
+        assert texts == ["50.0%", "75.0%\n2:4 100%"]  # dense stages unlabelled
+        # the accuracy markers share the scatter panels' zoom, in plan order
+        assert accuracy.get_ylim() == fig.axes[0].get_ylim()
+        ys = [list(line.get_ydata()) for line in accuracy.get_lines()]
+        assert ys == [[98.3], [97.5, 97.21, 97.02]]
+    finally:
+        plt.close(fig)

@@ -55,6 +55,22 @@ def test_report_md_keeps_every_figure(sample: Any) -> None:
     assert md.startswith("# kdr run: quickstart")
     for column in ("MACs", "sparsity", "min@1", "spread@1", "cpu@1", "spread@32", "load"):
         assert f"| {column} |" in md
+    assert "| zipped | sparsity | N:M |" in md
     assert "`003-prune.channels-student`" in md  # full pass ids
     assert "0.248*" in md and "90%" in md  # the noisy figure and its spread
     assert "spread above 50%" in md and "on 2 CPUs" in md
+
+
+def test_sparsity_and_compressed_size_are_in_both(sample: Any) -> None:
+    report = sample.sparse_report()
+    lines = _rows(render(report, 200))
+    assert max(len(line) for line in lines) <= WIDTH, "\n".join(lines)
+    header = lines[1].split()
+    assert header[header.index("size") + 1 : header.index("size") + 4] == ["zipped", "sp", "%"]
+    last = lines[-2].split()  # the last stage: 2:4 on top of 50%, then its recovery
+    assert last[:3] == ["7", "distill", "student"] and "75.0" in last and "139" in last
+    md = markdown(report)
+    row = next(line for line in md.splitlines() if line.startswith("| `006-distill-student`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[7:10] == ["139 KB", "75.0%", "2:4 100%"]  # zipped, sparsity, N:M
+    assert "Sparsity: share of exactly-zero entries" in md and "zlib level 1" in md

@@ -10,14 +10,18 @@ import pytest
 import torch
 from torch import nn
 
+from compiler.ops import make_pass
 from runtime.data import build_data
 from runtime.metrics import (
+    MEASURED_KEYS,
     count_macs,
     count_params,
     latency_ms,
     measure,
+    nm_lineage,
     serialized_size,
     sparsity,
+    sparsity_fields,
 )
 from runtime.models import build_model
 
@@ -97,3 +101,62 @@ def test_measure_reports_every_stable_field() -> None:
     assert 0.0 <= figures["accuracy"] <= 1.0
     assert figures["params"] == count_params(model)
     assert figures["latency_ms_b32"] > 0 and figures["size_bytes"] > 0
+    assert tuple(figures) == MEASURED_KEYS
+    assert figures["dense_size_bytes"] == figures["size_bytes"] == serialized_size(model)
+    assert figures["nm_pattern"] is None and figures["nm_conformance"] is None
+
+
+def test_sparsity_fields_are_measured_on_the_model() -> None:
+    from runtime.passes.prune_weights import prune_weights_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    dense = sparsity_fields(model)
+    assert dense["sparsity"] == 0.0 and dense["dense_size_bytes"] == serialized_size(model)
+    prune_weights_model(model, 0.8)
+    sparse = sparsity_fields(model)
+    assert sparse["sparsity"] == pytest.approx(0.8, abs=1e-3)
+    assert sparse["dense_size_bytes"] == dense["dense_size_bytes"]  # zeros take room...
+    assert sparse["compressed_size_bytes"] < 0.6 * dense["compressed_size_bytes"]  # ...unzipped
+
+
+def _passes() -> list[Any]:
+    train = {"steps": 5}
+    return [
+        make_pass("train", id="000-train-student", subject="student", params=train),
+        make_pass(
+            "prune.weights",
+            id="001-prune.weights-student",
+            subject="student",
+            params={"pattern": {"n": 2, "m": 4}, "exclude": ["0"]},
+        ),
+        make_pass("snapshot", id="002-snapshot-student", subject="student", params={"name": "d"}),
+        make_pass("train", id="003-train-student", subject="student", params=train),
+        make_pass("train", id="004-train-teacher", subject="teacher", params=train),
+    ]
+
+
+def test_the_nm_pattern_follows_the_lineage() -> None:
+    passes = _passes()
+    assert nm_lineage(passes, "student", until="000-train-student") is None
+    held = nm_lineage(passes, "student", until="001-prune.weights-student")
+    assert held is not None and str(held.pattern) == "2:4"
+    assert nm_lineage(passes, "d") == held  # a snapshot inherits its model's history
+    assert nm_lineage(passes, "student", until="003-train-student") == held
+    assert nm_lineage(passes, "teacher") is None
+
+
+def test_nm_conformance_is_reported_and_can_drop() -> None:
+    from runtime.passes.prune_weights import prune_nm_model
+    from runtime.passes.scopes import Scope
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))  # 6 is not a multiple of 4
+    nm = nm_lineage(_passes(), "student")
+    assert nm is not None
+    prune_nm_model(model, 2, 4, Scope.of(nm))
+    fields = sparsity_fields(model, nm)
+    assert fields["nm_pattern"] == "2:4" and fields["nm_conformance"] == 1.0
+    with torch.no_grad():
+        model[2].weight[:2] = 1.0  # two rows of the one checked layer (4 rows) regrow
+    assert sparsity_fields(model, nm)["nm_conformance"] == 0.5

@@ -1,4 +1,4 @@
-"""Channel importance per coupled group: ``l1``, ``l2``, ``random`` (seeded), ``taylor``.
+"""Channel importance per coupled group: ``l1``, ``l2``, ``random`` (seeded), ``taylor``, ``fpgm``.
 
 A channel of a group is one class of coupled slices (a conv's output row, the next conv's
 input column, the BatchNorm gammas, a layer-scale entry...). Its importance is the *sum* over
@@ -6,6 +6,13 @@ every slice in the class, so a channel that matters to any coupled layer is kept
 Torch-Pruning's ``GroupMagnitudeImportance`` with ``p=1`` (``l1``) or ``p=2`` (``l2``) and
 sum reduction. ``taylor`` replaces ``|w|`` by ``|w * dL/dw|`` from one labelled batch
 (first-order estimate of the loss change when the slice is zeroed).
+
+``fpgm`` (He et al. 2019, "Filter Pruning via Geometric Median") scores redundancy, not size:
+a filter's score is the sum of the Euclidean distances from its flattened weights to every
+other filter of its layer, so the filters nearest the layer's geometric median (the ones the
+others can best stand in for) go first. Only the ``out`` endpoints of a group (the layers that
+produce its channels) have filters; their scores are summed per channel class. A group with no
+``out`` endpoint holding a weight falls back to ``l2``.
 
 >>> import torch
 >>> from torch import nn
@@ -41,6 +48,8 @@ def _tensor(model: nn.Module, name: str) -> torch.Tensor:
 
 
 Reducer = Callable[[torch.Tensor, tuple[int, ...]], torch.Tensor]
+#: Layers with more weight entries than this are compared in float32 by ``fpgm``.
+FPGM_FLOAT64_LIMIT = 1 << 24
 
 
 def _per_slice(
@@ -70,6 +79,20 @@ def _per_slice(
     groups = int(getattr(m, "groups", 1))  # conv weight: [out, in / groups, *kernel]
     out_ch, in_pg = w.shape[0], w.shape[1]
     return reduce(w.reshape(groups, out_ch // groups, in_pg, -1), (1, 3)).reshape(-1)
+
+
+def _fpgm(ep: Endpoint, model: nn.Module) -> torch.Tensor | None:
+    """Sum of Euclidean distances from each output filter of ``ep``'s layer to all the others
+    (None unless ``ep`` is a layer's output with a weight)."""
+    if ep.kind != "out":
+        return None
+    w = getattr(model.get_submodule(ep.target), "weight", None)
+    if not isinstance(w, torch.Tensor):
+        return None
+    rows = w.detach().reshape(w.shape[0], -1)
+    # float64 for exact small cases; float32 (cdist's matmul path) for very large layers
+    rows = rows.double() if rows.numel() <= FPGM_FLOAT64_LIMIT else rows.float()
+    return torch.cdist(rows[None], rows[None])[0].sum(1, dtype=torch.float64)
 
 
 def _taylor_gradients(model: nn.Module, batches: Batches | None) -> None:
@@ -127,6 +150,7 @@ def group_importance(
 
     where: dict[int, tuple[int, int]] = {}
     acc: dict[int, list[float]] = {}
+    scored: set[int] = set()
     for g in groups:
         acc[g.index] = [0.0] * g.size
         for pos, root in enumerate(g.classes):
@@ -136,17 +160,25 @@ def group_importance(
         for key in sorted(wanted):
             ep = dg.endpoints[key]
             with torch.no_grad():
-                imp = _per_slice(ep, model, reduce, lambda t: grads.get(id(t), t))
+                if criterion == "fpgm":
+                    imp = _fpgm(ep, model)
+                else:
+                    imp = _per_slice(ep, model, reduce, lambda t: grads.get(id(t), t))
             if imp is None:
                 continue
             for a, value in zip(ep.atoms, imp.tolist(), strict=True):
                 hit = where.get(dg.roots[a])
                 if hit is not None:
                     acc[hit[0]][hit[1]] += value
+                    scored.add(hit[0])
     finally:
         if criterion == "taylor":
             model.zero_grad(set_to_none=True)
-    return {k: torch.tensor(v, dtype=torch.float64) for k, v in acc.items()}
+    out = {k: torch.tensor(v, dtype=torch.float64) for k, v in acc.items()}
+    unscored = [g for g in groups if g.index not in scored]
+    if criterion == "fpgm" and unscored:  # no filter to compare: rank by size
+        out.update(group_importance(dg, model, unscored, "l2"))
+    return out
 
 
 __all__ = ["CRITERIA", "Batches", "group_importance"]
