@@ -9,7 +9,7 @@ torch.optim.lr_scheduler do the work; this module maps the recipe's words to the
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -17,8 +17,16 @@ from torch import nn
 from compiler import zoo
 from recipe_lang.diagnostics import KdrError, Note, error
 
-if TYPE_CHECKING:
-    from runtime.engine import TrainConfig
+
+class TrainConfig(Protocol):
+    """What the optimizer and the schedule read of :class:`runtime.engine.TrainConfig`."""
+
+    optimizer: str
+    optimizer_kwargs: dict[str, Any]
+    lr: float | None
+    schedule: str
+    schedule_kwargs: dict[str, Any]
+
 
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 5e-3, "weight_decay": 5e-4},
