@@ -27,6 +27,7 @@ bench:
 	$(PY) bench/quant.py --quick
 	$(PY) bench/prune_vs_torch_pruning.py --quick
 	$(PY) bench/orthogonality.py --quick
+	$(PY) bench/gradual.py --quick
 
 schema:
 	$(PY) -m compiler.plan --schema docs/plan.schema.json
