@@ -63,6 +63,9 @@ class OpInfo:
     #: The params field that names a new model this op makes from its subject (a snapshot);
     #: None: the op's result is its subject's next version.
     produces: str | None = None
+    #: The graph op a training op cuts with as it trains (a gradual prune: ``params.cut``);
+    #: the dry run estimates it with one such cut at the target.
+    cuts: str | None = None
 
 
 OPS: dict[str, OpInfo] = {
@@ -75,8 +78,16 @@ OPS: dict[str, OpInfo] = {
         OpInfo("export", ExportParams, read_only=True),
         OpInfo("prune.channels", PruneChannelsParams, graph=True, traced=True),
         OpInfo("prune.weights", PruneWeightsParams, graph=True),
-        OpInfo("prune.channels.gradual", PruneChannelsGradualParams, training=True, traced=True),
-        OpInfo("prune.weights.gradual", PruneWeightsGradualParams, training=True),
+        OpInfo(
+            "prune.channels.gradual",
+            PruneChannelsGradualParams,
+            training=True,
+            traced=True,
+            cuts="prune.channels",
+        ),
+        OpInfo(
+            "prune.weights.gradual", PruneWeightsGradualParams, training=True, cuts="prune.weights"
+        ),
         OpInfo("replace.depthwise_separable", ReplaceParams, graph=True),
         OpInfo("replace.ghost", ReplaceParams, graph=True),
         OpInfo("replace.group", ReplaceGroupParams, graph=True),

@@ -108,6 +108,20 @@ class FitStats:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The ``train`` fields of a stage's report entry."""
+        return {
+            "loss_first": self.loss_first,
+            "loss_last": self.loss_last,
+            "steps": self.steps,
+            "samples_per_s": self.samples_per_s,
+        }
+
+
+def planned_steps(epochs: int | None, steps: int | None, steps_per_epoch: int) -> int:
+    """Optimizer steps of a training: ``steps`` if given, else ``epochs`` (1) of the data."""
+    return steps if steps is not None else (epochs or 1) * max(steps_per_epoch, 1)
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available, else CPU."""
@@ -157,7 +171,7 @@ def fit(
     masks = WeightMasks.of(model) if cfg.keep_zeros else WeightMasks()
     optimizer = make_optimizer(model, cfg)
     spe = max(data.steps_per_epoch, 1)
-    total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
+    total = planned_steps(cfg.epochs, cfg.steps, spe)
     scheduler = make_scheduler(optimizer, cfg, total, spe)
     if start is not None:
         optimizer.load_state_dict(start.optimizer)

@@ -105,7 +105,8 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
         if isinstance(params, (PruneWeightsGradualParams, PruneChannelsGradualParams)):
             # A ramp ends where one cut at its target would: estimate with that cut (movement
             # scores need training; magnitude stands in for them here).
-            op, params = p.op.removesuffix(".gradual"), params.cut
+            assert p.info.cuts is not None
+            op, params = p.info.cuts, params.cut
             if params.criterion == "movement":
                 params = params.model_copy(update={"criterion": "l1"})
         elif not p.info.graph:

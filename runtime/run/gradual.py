@@ -21,7 +21,7 @@ from compiler.plan import PlanPass
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime import distributed
 from runtime.checkpoint import load_checkpoint, save_checkpoint
-from runtime.engine import fit
+from runtime.engine import fit, planned_steps
 from runtime.fit_state import LoopState
 from runtime.gradual import GradualPrune
 from runtime.gradual.hook import schedule_points
@@ -56,7 +56,7 @@ def run_gradual(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     cfg = train_config(ctx, p, index)
     cfg.keep_zeros = True  # the zeros of every cut hold until the next one
     spe = max(ctx.data.steps_per_epoch, 1)
-    total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
+    total = planned_steps(cfg.epochs, cfg.steps, spe)
     points = schedule_points(params, total, spe)
     seed = pass_seed(ctx.plan, index)
     resumed = _resume_point(ctx, p)
@@ -108,12 +108,7 @@ def run_gradual(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     if isinstance(params, PruneWeightsGradualParams):
         ctx.store.record(p.subject, p.op, {"ratio": params.cut.ratio, "structural": False})
     return {
-        "train": {
-            "loss_first": stats.loss_first,
-            "loss_last": stats.loss_last,
-            "steps": stats.steps,
-            "samples_per_s": stats.samples_per_s,
-        },
+        "train": stats.summary(),
         "gradual": {
             "curve": params.schedule.curve,
             "updates": hook.updates,

@@ -51,15 +51,7 @@ def handler(op: str) -> Handler:
 @handles(*(op for op, info in OPS.items() if info.params is TrainingParams))
 def run_training(ctx: RunContext, p: PlanPass, index: int) -> dict[str, Any]:
     model = ctx.store.get(p.subject)
-    stats = fit(model, ctx.data, train_config(ctx, p, index))
-    return {
-        "train": {
-            "loss_first": stats.loss_first,
-            "loss_last": stats.loss_last,
-            "steps": stats.steps,
-            "samples_per_s": stats.samples_per_s,
-        }
-    }
+    return {"train": fit(model, ctx.data, train_config(ctx, p, index)).summary()}
 
 
 handles("prune.weights.gradual", "prune.channels.gradual")(run_gradual)

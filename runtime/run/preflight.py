@@ -66,6 +66,7 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
 def _check_schedules(plan: Plan, data: DataBundle) -> list[Diagnostic]:
     """KDR106 before any training: each gradual prune's frequency fits its duration with this
     data's steps per epoch (the compiler checks what it can without the data)."""
+    from runtime.engine import planned_steps
     from runtime.gradual.hook import schedule_points
 
     out: list[Diagnostic] = []
@@ -75,7 +76,7 @@ def _check_schedules(plan: Plan, data: DataBundle) -> list[Diagnostic]:
         if isinstance(params, (PruneWeightsGradualParams, PruneChannelsGradualParams)):
             t = params.training
             try:
-                schedule_points(params, t.steps or (t.epochs or 1) * spe, spe)
+                schedule_points(params, planned_steps(t.epochs, t.steps, spe), spe)
             except KdrError as exc:
                 out += with_span(exc.diagnostics, p)
     return out

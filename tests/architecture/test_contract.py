@@ -143,7 +143,7 @@ def test_every_golden_plan_reads_back_and_dry_runs(path, tmp_path, monkeypatch, 
     report = check_plan(plan)
     assert [d.message for d in report.diagnostics if d.is_error] == []
     # graph passes, and gradual prunes (estimated with the cut at their target)
-    graph_passes = [p.id for p in plan.passes if p.info.graph or hasattr(p.params, "cut")]
+    graph_passes = [p.id for p in plan.passes if p.info.graph or p.info.cuts]
     assert [e.pass_id for e in report.estimates if e.pass_id != "input"] == graph_passes
     assert any(e.pass_id == "input" for e in report.estimates)
 
