@@ -160,7 +160,8 @@ def _sparsity_panel(
         )
     ax.set_ylim(*ylim)
     ax.set_xlim(-0.6, len(points) - 0.4)
-    crowded = len(points) > 8  # slanted labels, so that long runs stay legible
+    # slanted labels, so that long runs (or long op names) stay legible
+    crowded = len(points) > 8 or sum(len(p["label"]) for p in points) > 80
     ax.set_xticks(
         xs,
         [p["label"] for p in points],
@@ -201,7 +202,7 @@ def _legend(fig: Any, report: dict[str, Any], points: list[dict[str, Any]]) -> N
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.955),
-        ncol=len(handles),
+        ncol=min(len(handles), 5),  # wraps into rows rather than run off the figure
         fontsize=9,
         frameon=False,
     )
