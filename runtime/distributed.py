@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,19 @@ def init() -> bool:
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group together: every rank meets at a barrier first, so none tears
+    gloo down while a peer still talks to it (which aborted a rank with "terminate called
+    without an active exception"). A peer that is gone is waited for at most 60 s."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except RuntimeError:
+        pass  # a peer failed or left: tear down all the same
+    dist.destroy_process_group()
 
 
 def _device() -> torch.device:
