@@ -5,7 +5,8 @@ it) are trained once (``bench/gradual/base.kdr``); every arm then starts from th
 trains on with KD from the teacher for the same number of epochs (``bench/gradual/arms.kdr``):
 
 - ``dense``: no pruning (the reference);
-- ``weights_gradual``: ``prune 90% weights gradually over 3 epochs`` (cubic, once per epoch);
+- ``weights_gradual``: ``prune 90% weights gradually over 3 epochs`` (cubic, once per epoch,
+  one ranking across layers: the default for single weights);
 - ``weights_gradual_fine``: the same, updating every 25 steps;
 - ``weights_oneshot``: ``prune 90% weights`` at once, then the same training as recovery;
 - ``channels_gradual`` / ``channels_oneshot``: 50% of the channels, gradually or at once;

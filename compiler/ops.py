@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from compiler.optim_params import LrSchedule, OptimizerSpec, Warmup
+from compiler.param_types import OpParams
 from compiler.params import (
     Budget,
     CalibrateParams,
@@ -29,7 +31,6 @@ from compiler.params import (
     ExportParams,
     FuseParams,
     NMPattern,
-    OpParams,
     PruneChannelsGradualParams,
     PruneChannelsParams,
     PruneWeightsGradualParams,
@@ -172,9 +173,11 @@ __all__ = [
     "EvaluateParams",
     "ExportParams",
     "FuseParams",
+    "LrSchedule",
     "NMPattern",
     "OpInfo",
     "OpParams",
+    "OptimizerSpec",
     "PassBase",
     "PruneChannelsGradualParams",
     "PruneChannelsParams",
@@ -186,6 +189,7 @@ __all__ = [
     "Schedule",
     "SnapshotParams",
     "TrainingParams",
+    "Warmup",
     "make_pass",
     "training_of",
 ]

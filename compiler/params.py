@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from compiler.optim_params import LrSchedule, OptimizerSpec, Warmup
+from compiler.param_types import Count, NonNegative, OpParams, Positive, Ratio
 from compiler.vocab import (
     BudgetUnit,
     ChannelCriterion,
     Curve,
     ExportFormat,
+    KeepBestBy,
     Precision,
     QuantGranularity,
     QuantMode,
@@ -24,16 +27,6 @@ from compiler.vocab import (
     TrainVerb,
     WeightCriterion,
 )
-
-Ratio = Annotated[float, Field(gt=0, lt=1)]
-Positive = Annotated[float, Field(gt=0)]
-Count = Annotated[int, Field(ge=1)]
-
-
-class OpParams(BaseModel):
-    """Base of every op's params: closed (unknown fields are an error) and immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---- training ----------------------------------------------------------------------------------
@@ -46,7 +39,11 @@ class DistillSpec(OpParams):
 
 
 class TrainingParams(OpParams):
-    """A training pass: ``train``/``finetune``, ``distill``, or a stage's recovery/QAT clause."""
+    """A training pass: ``train``/``finetune``, ``distill``, or a stage's recovery/QAT clause.
+
+    ``optimizer``, ``schedule`` and ``warmup`` left ``None`` take the recipe's settings
+    (``set optimizer``, ``set schedule``); given, they apply to this training only.
+    """
 
     epochs: Count | None = None
     steps: Count | None = None
@@ -60,6 +57,22 @@ class TrainingParams(OpParams):
     recovery: bool = False
     #: The training of a ``quantize int8 qat`` stage (the model carries fake-quant modules).
     qat: bool = False
+    #: ``with optimizer sgd(...)``: this training's optimizer instead of ``set optimizer``.
+    optimizer: OptimizerSpec | None = None
+    #: ``with schedule multistep(...)``: this training's schedule instead of ``set schedule``.
+    schedule: LrSchedule | None = None
+    #: ``with warmup 2 epochs``: overrides the schedule's own warmup.
+    warmup: Warmup | None = None
+    #: ``with weight_decay X``: overrides the optimizer's weight decay.
+    weight_decay: NonNegative | None = None
+    #: ``with clip_grad X``: the global gradient norm is clipped to X before every step.
+    clip_grad: Positive | None = None
+    #: ``with ema 0.999``: an exponential moving average of the weights (this decay) is the
+    #: training's result.
+    ema: Annotated[float, Field(gt=0, lt=1)] | None = None
+    #: ``with keep best [by accuracy|loss]``: the weights of the best epoch on the validation
+    #: split are the training's result.
+    keep_best: KeepBestBy | None = None
 
     @model_validator(mode="after")
     def _one_duration(self) -> TrainingParams:
@@ -120,6 +133,16 @@ class NMPattern(OpParams):
         return f"{self.n}:{self.m}"
 
 
+def default_ranking(unstructured: bool) -> Ranking:
+    """``global`` for unstructured weight pruning, ``local`` for channels and N:M patterns.
+
+    Single weights are ranked across layers by default (global magnitude pruning, the strong
+    baseline of Blalock et al. 2020): P% of every layer would cut a 1-channel stem or a small
+    classifier as deep as the widest layer. Channels and N:M groups rank within their layer.
+    """
+    return "global" if unstructured else "local"
+
+
 class PruneWeightsParams(_Scoped):
     """Unstructured sparsity: ``ratio`` of the entries still non-zero (a second prune removes
     ``ratio`` of what remains), or an N:M ``pattern``."""
@@ -128,7 +151,14 @@ class PruneWeightsParams(_Scoped):
     pattern: NMPattern | None = None
     #: ``movement`` scores need training: only inside a gradual stage.
     criterion: WeightCriterion = "l1"
-    ranking: Ranking = "local"
+    ranking: Ranking = "global"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pattern_ranks_locally(cls, data: object) -> object:
+        if isinstance(data, dict) and "ranking" not in data and data.get("pattern") is not None:
+            return {**data, "ranking": default_ranking(unstructured=False)}
+        return data
 
     @model_validator(mode="after")
     def _ratio_or_pattern(self) -> PruneWeightsParams:

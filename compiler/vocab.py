@@ -32,6 +32,13 @@ QuantGranularity = Literal["per_channel", "per_tensor"]
 ExportFormat = Literal["onnx", "torchscript", "pt2", "checkpoint"]
 TrainVerb = Literal["train", "finetune"]
 Modifier = Literal["distill", "label_smoothing", "mixup", "cutmix", "lr"]
+OptimizerName = Literal["sgd", "adamw"]
+#: Learning-rate schedules, stepped every batch (``runtime/optim.py``).
+ScheduleName = Literal[
+    "onecycle", "cosine", "constant", "step", "multistep", "linear", "poly", "cosine_restarts"
+]
+#: What ``keep best by X`` compares on the validation split.
+KeepBestBy = Literal["accuracy", "loss"]
 DurationUnit = Literal["epochs", "steps"]
 
 GRANULARITIES: tuple[str, ...] = get_args(Granularity)
@@ -47,6 +54,9 @@ QUANT_MODES: tuple[str, ...] = get_args(QuantMode)
 QUANT_GRANULARITIES: tuple[str, ...] = get_args(QuantGranularity)
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 MODIFIERS: tuple[str, ...] = get_args(Modifier)
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
+KEEP_BEST_BY: tuple[str, ...] = get_args(KeepBestBy)
 
 #: The bare words of ``prune`` and ``quantize`` stages, and the slot each one fills.
 PRUNE_WORDS: dict[str, str] = {

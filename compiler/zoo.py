@@ -7,6 +7,8 @@ importing torchvision.
 
 from __future__ import annotations
 
+from compiler import vocab
+
 ZOO: tuple[str, ...] = (
     "alexnet",
     "convnext_base",
@@ -96,7 +98,8 @@ BUILTIN_MODELS: tuple[str, ...] = ("convnet",)
 #: Built-in datasets.
 DATASETS: tuple[str, ...] = ("mnist10k", "imagefolder", "cifar10", "cifar100", "mnist")
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
+OPTIMIZERS: tuple[str, ...] = vocab.OPTIMIZERS
+#: Until issue 13's runtime lands, the compiler accepts only the schedules the engine runs.
 SCHEDULES: tuple[str, ...] = ("cosine", "constant", "step", "onecycle")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 

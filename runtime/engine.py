@@ -86,6 +86,16 @@ class TrainConfig:
     description: str = "train"
     #: Keep the zero entries of the model's weights zero (it was pruned by weights).
     keep_zeros: bool = False
+    #: Linear warmup from 0 to the schedule's lr over the first ``warmup_steps`` steps (0: none);
+    #: the schedule runs over the steps after it.
+    warmup_steps: int = 0
+    #: The global gradient norm is clipped to this before every optimizer step (None: never).
+    clip_grad: float | None = None
+    #: Decay of an exponential moving average of the weights; the average is the result.
+    ema: float | None = None
+    #: ``"accuracy"`` or ``"loss"``: the weights of the best epoch on the validation split are
+    #: the result (the data must have one).
+    keep_best: str | None = None
 
 
 @dataclass
@@ -104,6 +114,13 @@ class FitStats:
     loss_curve: list[float]
     lr_final: float
     teacher_cached: bool
+    #: ``[step, lr]`` at every epoch boundary and every 50 steps (and the last step).
+    lr_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: Per epoch on the validation split (when the data has one): ``{"epoch", "accuracy",
+    #: "loss"}``.
+    val_curve: list[dict[str, float]] = field(default_factory=list)
+    #: The epoch (1-based) whose weights ``keep_best`` kept.
+    best_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

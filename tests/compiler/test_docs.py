@@ -120,7 +120,8 @@ def test_language_md_defaults_match_the_compiler():
         "distill duration": str(stages.DEFAULT_DISTILL_EPOCHS),
         "prune granularity": "channels",
         "prune criterion": stages.CRITERIA[0],
-        "prune ranking": "local",
+        "prune ranking, `weights`": "global",
+        "prune ranking, `channels` and N:M": "local",
         "gradual start": "0%",
         "gradual update period": "1",
         "gradual curve": stages.DEFAULT_CURVE,
@@ -154,6 +155,7 @@ def test_language_md_defaults_match_the_compiler():
     assert (schedule.start, schedule.every_steps, schedule.every_epochs) == (0.0, None, None)
     assert schedule.period(steps_per_epoch=7) == 7  # once per epoch
     assert schedule.curve == stages.DEFAULT_CURVE
+    assert gradual.passes[0].params.cut.ranking == "global"
 
 
 def _shown(value: object) -> str:

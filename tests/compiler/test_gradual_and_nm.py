@@ -156,3 +156,30 @@ def test_kdr301_once_per_recipe_with_a_count_of_the_others():
     notes = " / ".join(n.message for n in w.notes)
     assert "2 other `weights` prune stages (lines 5, 6)" in notes
     assert "2:4" in notes and "no speedup on CPU" in notes
+
+
+@pytest.mark.parametrize(
+    ("stage", "ranking"),
+    [
+        ("prune student 90% weights gradually over 3 epochs", "global"),
+        ("prune student 50% weights", "global"),
+        ("prune student 50% weights local", "local"),
+        ("prune student 2:4 weights", "local"),
+        ("prune student 50% channels", "local"),
+        ("prune student 50% channels gradually over 3 epochs", "local"),
+    ],
+)
+def test_single_weights_rank_across_layers_by_default(stage: str, ranking: str):
+    """Unstructured prunes default to one ranking across layers; channels and N:M groups rank
+    within each layer; a written ranking wins."""
+    plan = _plan(stage)
+    (cut,) = [p for p in plan.passes if p.subject == "student"]
+    params = getattr(cut.params, "cut", cut.params)
+    assert params.ranking == ranking
+
+
+def test_weights_params_built_directly_take_the_same_defaults():
+    assert PruneWeightsParams(ratio=0.5).ranking == "global"
+    assert PruneWeightsParams(pattern={"n": 2, "m": 4}).ranking == "local"
+    with pytest.raises(ValueError, match="ranking is `local`"):
+        PruneWeightsParams(pattern={"n": 2, "m": 4}, ranking="global")

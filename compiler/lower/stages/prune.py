@@ -19,6 +19,7 @@ from compiler.ops import (
     Schedule,
     TrainingParams,
 )
+from compiler.params import default_ranking
 from compiler.program import Step
 from compiler.values import unknown
 from compiler.vocab import (
@@ -38,8 +39,10 @@ TRAITS = StageTraits(mutates=True, graph=True)
 
 def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:
     params: dict[str, Any] = clauses.words(
-        st, s.words, PRUNE_WORDS, "prune", {"granularity": "channels", "ranking": "local"}
+        st, s.words, PRUNE_WORDS, "prune", {"granularity": "channels"}
     )
+    unstructured = params["granularity"] == "weights" and s.pattern is None
+    params.setdefault("ranking", default_ranking(unstructured))
     if s.budget is not None:
         params["budget"] = _budget(st, s.budget, params["granularity"])
     elif s.pattern is not None:

@@ -28,7 +28,9 @@ X = torch.randn(2, 3, 8, 8)
 def test_local_zeroes_the_smallest_entries_of_each_layer() -> None:
     m = net()
     ref = copy.deepcopy(m)
-    result = run_pass("prune.weights", m, {"ratio": 0.75}, PassContext(example_inputs=X))
+    result = run_pass(
+        "prune.weights", m, {"ratio": 0.75, "ranking": "local"}, PassContext(example_inputs=X)
+    )
     for layer, orig in ((m[0], ref[0]), (m[4], ref[4])):
         w, w0 = layer.weight, orig.weight
         n = w.numel()
