@@ -103,9 +103,11 @@ def test_rounds_scale_with_the_model_cost() -> None:
 def test_a_small_model_is_measured_well_under_a_second() -> None:
     model = build_model("convnet", [], {"width": 32}, in_channels=1, num_classes=10)
     latency_fields(model, (1, 28, 28))  # first call: lazy initialisations of torch
-    start = time.perf_counter()
+    # CPU time, not wall time: on a shared machine (load 5) the wall time of the same work
+    # doubles, while the CPU time the measurement costs does not.
+    start = time.process_time()
     latency_fields(model, (1, 28, 28))
-    assert time.perf_counter() - start < 0.6
+    assert time.process_time() - start < 0.6
 
 
 CHILD = """
