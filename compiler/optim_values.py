@@ -83,10 +83,10 @@ def _name_and_call(
         return resolved.callee, resolved, v.span
     if isinstance(resolved, (ast.Name, ast.String)):
         return resolved.value, None, v.span
-    example = "sgd(lr=0.05)" if what == "optimizer" else "cosine or step(step_size=2)"
+    example = "`sgd(lr=0.05)`" if what == "optimizer" else "`cosine` or `step(step_size=2)`"
     notes = [n for n in (decl,) if n]
     values.report(
-        error("KDR104", f"`{what}` must be a name or a call like `{example}`", v.span, *notes)
+        error("KDR104", f"`{what}` must be a name or a call like {example}", v.span, *notes)
     )
     return None
 

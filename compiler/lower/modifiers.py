@@ -76,7 +76,8 @@ def _value(st: LowerState, m: ast.ValueModifier, out: dict[str, Any]) -> None:
         _warmup(st, m, out)
         return
     if key not in NUMERIC:
-        _wrong_form(st, key, m.value.span, f"{'a word' if key == 'keep' else 'a name or a call'}")
+        what = "`best`, not a number" if key == "keep" else "a name or a call, not a number"
+        _wrong_form(st, key, m.value.span, what)
         return
     if m.unit is not None:
         st.report(
@@ -124,7 +125,8 @@ def _warmup(st: LowerState, m: ast.ValueModifier, out: dict[str, Any]) -> None:
 def _call(st: LowerState, m: ast.CallModifier, out: dict[str, Any]) -> None:
     key = m.name.value
     if key not in ("optimizer", "schedule"):
-        _wrong_form(st, key, m.call.span, "a number" if key in NUMERIC else "no call")
+        what = {"keep": "`best`", "warmup": "a count and a unit"}.get(key, "a number")
+        _wrong_form(st, key, m.call.span, f"{what}, not a call")
         return
     _spec(st, key, m.call, out)
 

@@ -189,3 +189,27 @@ def test_new_modifiers_print_back():
     recipe = parse(source).recipe
     assert recipe is not None
     assert format_recipe(recipe).endswith(CLAUSES["recovery"].format(MODS) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("mod", "code", "words"),
+    [
+        ("keep 3", "KDR104", "`keep` takes `best`, not a number"),
+        ("keep f(1)", "KDR104", "`keep` takes `best`, not a call"),
+        ("ema f(1)", "KDR104", "`ema` takes a number, not a call"),
+        ("warmup f(1)", "KDR104", "`warmup` takes a count and a unit, not a call"),
+        ("warmup epochs", "KDR104", "`warmup` takes a count and a unit, not a word"),
+        ("lr fast", "KDR104", "`lr` takes a number, not a word"),
+        ("optimizer 3", "KDR104", "`optimizer` takes a name or a call, not a number"),
+        ("schedule [1]", None, None),  # a list is not a modifier value: a syntax error
+        ("clip_grad 1 steps", "KDR103", "`clip_grad` takes a number, not a unit"),
+        ("optimizer sgd by loss", "KDR103", "`by` does not apply to `optimizer`"),
+        ("keep best by f1", "KDR103", "`keep best by` compares `accuracy` or `loss`, not `f1`"),
+    ],
+)
+def test_each_modifier_takes_its_form(mod, code, words):
+    result = compile_source(HEAD + f"then train student for 3 epochs with {mod}")
+    if code is None:
+        assert [d.code for d in result.diagnostics] == ["KDR001"]
+        return
+    assert [(d.code, d.message.startswith(words)) for d in result.diagnostics] == [(code, True)]
