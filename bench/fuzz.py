@@ -187,6 +187,24 @@ WORDS = [
     "adamw",
     "cosine",
     "constant",
+    "onecycle",
+    "step",
+    "multistep",
+    "linear",
+    "poly",
+    "cosine_restarts",
+    "milestones",
+    "gamma",
+    "warmup",
+    "warmup_epochs",
+    "weight_decay",
+    "clip_grad",
+    "ema",
+    "keep",
+    "best",
+    "accuracy",
+    "loss",
+    "val",
     "true",
     "false",
     "none",
@@ -337,6 +355,8 @@ class Generator:
         self.frozen: set[str] = set()
         self.snapshots = 0
         self.depth = 0
+        self.has_epochs = False
+        self.has_val = False
 
     def pick(self, *options: Any) -> Any:
         return self.r.choice(options)
@@ -418,10 +438,14 @@ class Generator:
             'imagefolder("train", val="val", image_size=32)',
             '"pkg.data:load"(size=3)',
             "mnist10k()",
+            "mnist10k(val=500)",
+            "mnist10k(limit=64, val=16)",
         ]
         if self.loose(0.2):
             options += ["svhn()", "mnist10k(batch_size=0)"]
-        return self.r.choice(options)
+        choice = self.r.choice(options)
+        self.has_val = "val=" in choice
+        return choice
 
     def setting(self) -> str:
         options = [
@@ -432,12 +456,23 @@ class Generator:
             "set optimizer = adamw(lr=1e-3)",
             "set schedule = cosine",
             "set schedule = constant",
+            "set schedule = multistep(milestones=[1], gamma=0.5)",
+            "set schedule = linear(end=0, warmup_steps=2)",
+            "set schedule = cosine_restarts(period=1, mult=2)",
+            "set schedule = poly(power=2)",
             "set precision = bf16",
             'set run_dir = "runs/x"',
             "set workers = 2",
         ]
         if self.loose(0.3):
-            options += ["set colour = blue", "set compile = maybe", "set device = tpu"]
+            options += [
+                "set colour = blue",
+                "set compile = maybe",
+                "set device = tpu",
+                "set schedule = multistep(milestones=[])",
+                "set schedule = step(step_size=[1, 2])",
+                "set optimizer = adamw(momentum=0.9)",
+            ]
         return self.r.choice(options)
 
     def durations(self) -> str:
@@ -447,7 +482,14 @@ class Generator:
         return f"for {self.count()} {self.r.choice(units)}"
 
     def modifier(self, subject: str, used: set[str], distill: bool = True) -> str | None:
-        kind = self.r.choice(("distill", "label_smoothing", "mixup", "cutmix", "lr", "other"))
+        kind = self.r.choice(
+            (
+                *("distill", "label_smoothing", "mixup", "cutmix", "lr", "other"),
+                *("optimizer", "schedule", "warmup", "weight_decay", "clip_grad", "ema", "keep"),
+            )
+        )
+        if self.strict and kind == "keep" and not self.has_val:
+            return None
         if self.strict and (kind in used or kind == "other" or (kind == "distill" and not distill)):
             return None
         used.add(kind)
@@ -459,6 +501,30 @@ class Generator:
             return f"{kind} {self.num(0.1, 2)}"
         if kind == "lr":
             return f"lr {self.num(0.001, 0.5)}"
+        if kind == "optimizer":
+            return self.pick(
+                "optimizer sgd(lr=0.01, momentum=0.9)",
+                "optimizer adamw",
+                "optimizer adamw(lr=1e-3)",
+            )
+        if kind == "schedule":
+            return self.pick(
+                "schedule cosine",
+                "schedule constant",
+                "schedule linear(end=0.1)",
+                f"schedule poly(power={self.num(0.5, 3)})",
+                "schedule onecycle",
+            )
+        if kind == "warmup":
+            return f"warmup {self.r.randint(1, 3) if self.strict else self.count()} steps"
+        if kind == "weight_decay":
+            return f"weight_decay {self.num(0, 0.01)}"
+        if kind == "clip_grad":
+            return f"clip_grad {self.num(0.1, 5)}"
+        if kind == "ema":
+            return f"ema {self.num(0.5, 0.999)}"
+        if kind == "keep":
+            return self.pick("keep best", "keep best by loss", "keep best by accuracy")
         return f"{self.pick('dropout', 'temperature')} {self.num(0, 1)}"
 
     def mods(self, subject: str, distill: bool = True) -> str:
@@ -577,6 +643,7 @@ class Generator:
         self.strict = self.r.random() < 0.7
         self.models, self.trained, self.frozen = ["student"], [], set()
         self.has_epochs = False
+        self.has_val = False
         lines: list[str] = []
         if self.maybe(0.5):
             lines.append(f'recipe "gen{self.r.randint(0, 999)}"')

@@ -2,8 +2,8 @@
 
 Each layer documents what it raises: the syntax codes come from :mod:`recipe_lang.codes`, each
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
-rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR106,
-KDR206, KDR207) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
+rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR108,
+KDR206-KDR208) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
 (KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
 
 >>> explain("kdr204").splitlines()[0]
@@ -65,7 +65,10 @@ twice. Each name must be declared once; rename one of them.
 A value outside its allowed range: prune 0% or >= 100%, temperature <= 0, alpha outside [0, 1],
 epochs or steps <= 0, label_smoothing outside [0, 1), mixup/cutmix <= 0, calibrate <= 0,
 repeat < 1, a learning rate <= 0, an N:M pattern without 0 < N < M, a gradual prune whose `from`
-is outside [0%, 100%) or not below its target. The rule catalogue lists every limit.
+is outside [0%, 100%) or not below its target, an optimizer or schedule argument out of its
+range (momentum or betas outside [0, 1), gamma outside (0, 1], milestones that do not increase),
+`ema` outside (0, 1), `clip_grad` <= 0, `weight_decay` < 0, a `val` split below 1. The rule
+catalogue lists every limit.
 """,
         EXAMPLE_HEAD + "train student for 3 epochs then prune student 100% channels",
         EXAMPLE_HEAD + "train student for 3 epochs\n"
@@ -80,8 +83,10 @@ An option word that the stage does not know (`prune by foo`, `quantize int3`, a 
 other than cubic, linear, exponential), or one that does not fit where it is (`calibrate` on
 `qat`, two granularities in one stage, `by fpgm` or `by taylor` on `weights`, `by movement`
 outside a gradual `weights` prune, an N:M pattern with `channels`, `global` or `gradually`, a
-gradual prune with a budget or with a second duration `for N epochs`). The message lists the
-accepted words and suggests the closest.
+gradual prune with a budget or with a second duration `for N epochs`), an optimizer or schedule
+argument the optimizer or schedule does not take (`adamw(momentum=0.9)`: `momentum` is
+`sgd`'s), a modifier that does not exist (`with dropuot 0.1`), `keep` not followed by `best`, or
+two warmups for one schedule. The message lists the accepted words and suggests the closest.
 """,
         EXAMPLE_HEAD + "train student for 3 epochs then prune student 50% chanels",
         EXAMPLE_HEAD + "train student for 3 epochs\n"
@@ -93,8 +98,11 @@ accepted words and suggests the closest.
         "wrong kind of value",
         """
 A value of the wrong kind: a string where a number is needed, a count where a percentage is
-needed (`prune 50` instead of `prune 50%`), a fraction of an epoch, or a duration unit other than
-epochs or steps.
+needed (`prune 50` instead of `prune 50%`), a fraction of an epoch, a duration or warmup unit
+other than epochs or steps, a modifier written in the wrong form (`warmup 2` without its unit,
+`lr fast`), milestones that are not a list, a schedule without the argument it needs
+(`multistep` without `milestones`, `cosine_restarts` without `period`), or a `val` split that is
+neither a count nor (for `imagefolder`) a folder.
 """,
         EXAMPLE_HEAD + "train student for 3 epochs then prune student 50 channels",
         EXAMPLE_HEAD + "train student for 3 epochs\n"
@@ -136,6 +144,41 @@ the data's steps per epoch and report this code.
         "then prune student 50% channels gradually over 1 epoch every 50 steps",
     ),
     code_info(
+        "KDR107",
+        "error",
+        "learning-rate schedule does not fit its training",
+        """
+A training's own schedule or warmup (`with schedule ...`, `with warmup ...`) has a length that
+does not fit inside the training, so it would not do what it says: a warmup as long as the
+training (the learning rate never reaches its peak), a multistep milestone at or after the end
+(it never decays), a `step_size` or a `cosine_restarts` period as long as the training (it never
+steps or restarts). Milestones, step sizes and periods count epochs, or steps when the training's
+duration is in steps, from the training's start. Shorten the length or train longer. A warmup in
+other units than the training (`warmup 500 steps` on a training `for 2 epochs`) is checked by
+`kdr run` and `kdr check --models` with the data's steps per epoch.
+""",
+        EXAMPLE_HEAD + "train student for 2 epochs with schedule multistep(milestones=[2])",
+        EXAMPLE_HEAD + "train student for 2 epochs with schedule multistep(milestones=[1])",
+    ),
+    code_info(
+        "KDR108",
+        "warning",
+        "the recipe's schedule does not fit a training",
+        """
+`set schedule` gives every training its schedule (it restarts at each training), and one of
+them is too short for it: a milestone, step size, period or warmup of the recipe's schedule does
+not fit inside that training (see KDR107), so that part of the schedule has no effect there.
+The training still runs. Give the short training its own schedule (`with schedule cosine`) or
+make the recipe's lengths fit every training.
+""",
+        "set schedule = multistep(milestones=[2])\n"
+        + EXAMPLE_HEAD
+        + "train student for 3 epochs\nthen finetune student for 1 epoch",
+        "set schedule = multistep(milestones=[2])\n"
+        + EXAMPLE_HEAD
+        + "train student for 3 epochs\nthen finetune student for 1 epoch with schedule cosine",
+    ),
+    code_info(
         "KDR206",
         "error",
         "bad ensemble",
@@ -162,6 +205,23 @@ recipe declares none and none was bound with `--data`. Declare `data = mnist10k(
         "model student = convnet(width=4)\ntrain student for 1 step",
         _TINY + "train student for 1 step",
         model_aware=True,
+    ),
+)
+
+#: Codes about the data a recipe declares.
+DATA_CODES: tuple[CodeInfo, ...] = (
+    code_info(
+        "KDR208",
+        "error",
+        "no validation split",
+        """
+`keep best` keeps the weights of a training's best epoch as measured on a validation split, and
+the recipe's data has none. Carve one from the training data with `val=N` (N training images,
+chosen with the run's seed, held out; every data source takes it), or for `imagefolder` name a
+folder of its own (`val="val"`). The evaluation split stays what `evaluate` reports.
+""",
+        "data = mnist10k()\n" + EXAMPLE_HEAD + "train student for 3 epochs with keep best",
+        "data = mnist10k(val=1000)\n" + EXAMPLE_HEAD + "train student for 3 epochs with keep best",
     ),
 )
 
@@ -269,7 +329,7 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         {
             **SYNTAX_CODES,
             **{rule.code: rule.entry for rule in RULES},
-            **{c.code: c for c in VALUE_CODES + MODEL_AWARE_CODES},
+            **{c.code: c for c in VALUE_CODES + DATA_CODES + MODEL_AWARE_CODES},
         }.items()
     )
 )
@@ -281,4 +341,4 @@ def explain(code: str) -> str | None:
     return describe(info) if info is not None else None
 
 
-__all__ = ["CATALOGUE", "MODEL_AWARE_CODES", "VALUE_CODES", "explain"]
+__all__ = ["CATALOGUE", "DATA_CODES", "MODEL_AWARE_CODES", "VALUE_CODES", "explain"]

@@ -24,6 +24,8 @@ class Declarations:
     name: str
     params: dict[str, tuple[ast.Value, Span]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Where each ``set`` is declared (the settings the recipe gives, not the defaults).
+    setting_spans: dict[str, Span] = field(default_factory=dict)
     data: dict[str, Any] | None = None
     data_span: Span | None = None
     models: dict[str, ModelSpec] = field(default_factory=dict)
@@ -125,6 +127,7 @@ def collect(
                 checked = check_setting(d, values)
                 if checked is not None:
                     settings[checked[0]] = checked[1]
+                    decls.setting_spans[checked[0]] = d.span
         elif isinstance(d, ast.DataDecl):
             if first_time("data", "data", d.span):
                 decls.data = _data(d, values)
@@ -150,9 +153,38 @@ def data_spec(call: ast.Call, name: str, values: Values) -> dict[str, Any] | Non
     if not call.factory and call.callee not in DATASETS:
         values.report(unknown("KDR100", "dataset", call.callee, call.span, DATASETS))
         return None
+    val = call.kwarg("val")
+    if val is not None and not call.factory and not _check_val(call.callee, val, values):
+        return None
     literal = values.literal(call)
     literal["name"] = name
     return literal
+
+
+def _check_val(dataset: str, v: ast.Value, values: Values) -> bool:
+    """``val=N`` (a seeded split of N training images) on every source; ``imagefolder`` may
+    name a folder instead (``val="val"``)."""
+    resolved, decl = values.resolve(v)
+    if resolved is None:
+        return False
+    if dataset == "imagefolder" and isinstance(resolved, ast.String):
+        if not resolved.value:
+            values.report(error("KDR104", "`val` must name a folder", v.span))
+            return False
+        return True
+    if isinstance(resolved, ast.Number):
+        return values.count(v, "the validation split (`val`)") is not None
+    folder = ' or a folder like `val="val"`' if dataset == "imagefolder" else ""
+    values.report(
+        error(
+            "KDR104",
+            f"`val` is the number of training images held out for validation{folder}",
+            v.span,
+            *[n for n in (decl,) if n],
+            Note(kind="help", message="for example `val=1000`"),
+        )
+    )
+    return False
 
 
 def _model(d: ast.ModelDecl, values: Values) -> ModelSpec | None:

@@ -33,20 +33,33 @@ _KEY_PARAMS = (
     "mixup",
     "label_smoothing",
     "lr",
+    "optimizer",
+    "schedule",
+    "warmup",
+    "weight_decay",
+    "clip_grad",
+    "ema",
+    "keep_best",
     "include",
     "exclude",
 )
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if v is not None}
     if isinstance(value, dict) and "teacher" in value:
         return f"{value['teacher']} T={value['temperature']:g} a={value['alpha']:g}"
     if isinstance(value, dict) and set(value) == {"n", "m"}:
         return f"{value['n']}:{value['m']}"
+    if isinstance(value, dict) and "name" in value:  # an optimizer or a schedule, as a call
+        args = [f"{k}={_short(v)}" for k, v in value.items() if k != "name"]
+        return f"{value['name']}({','.join(args)})" if args else str(value["name"])
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"epochs", "steps"}:
+        ((unit, n),) = value.items()  # a warmup
+        return f"{n}{unit}"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if v is not None}
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
@@ -54,9 +67,11 @@ def _short(value: Any) -> str:
 
 def _summary(model: OpParams) -> str:
     params = model.model_dump(mode="json")
-    # A gradual prune: its cut, its schedule and its training in one row.
-    for part in ("cut", "schedule", "training"):
-        params.update(params.pop(part, None) or {})
+    # A gradual prune: its cut, its sparsity schedule and its training in one row (the
+    # training's own `schedule` is its learning-rate schedule).
+    if "cut" in params:
+        for part in ("cut", "schedule", "training"):
+            params.update(params.pop(part, None) or {})
     parts = []
     for key in _KEY_PARAMS:
         value = params.get(key)

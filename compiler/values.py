@@ -55,6 +55,7 @@ def describe(v: ast.Value) -> str:
         "name": "a name",
         "ref": "a reference",
         "call": "a call",
+        "list": "a list",
     }[v.kind]
 
 
@@ -79,6 +80,8 @@ def to_python(v: ast.Value) -> Any:
             "args": [to_python(a) for a in v.args],
             "kwargs": {k.name: to_python(k.value) for k in v.kwargs},
         }
+    if isinstance(v, ast.NumberList):
+        return [to_python(x) for x in v.items]
     raise TypeError(f"unresolved reference ${v.name}")  # refs are resolved before this
 
 
@@ -129,6 +132,8 @@ class Values:
                 "args": [self.literal(a) for a in value.args],
                 "kwargs": {k.name: self.literal(k.value) for k in value.kwargs},
             }
+        if isinstance(value, ast.NumberList):
+            return [self.literal(x) for x in value.items]
         return to_python(value)
 
     # ---- numbers ---------------------------------------------------------------------------

@@ -31,7 +31,20 @@ QuantMode = Literal["static", "dynamic", "qat"]
 QuantGranularity = Literal["per_channel", "per_tensor"]
 ExportFormat = Literal["onnx", "torchscript", "pt2", "checkpoint"]
 TrainVerb = Literal["train", "finetune"]
-Modifier = Literal["distill", "label_smoothing", "mixup", "cutmix", "lr"]
+Modifier = Literal[
+    "distill",
+    "label_smoothing",
+    "mixup",
+    "cutmix",
+    "lr",
+    "optimizer",
+    "schedule",
+    "warmup",
+    "weight_decay",
+    "clip_grad",
+    "ema",
+    "keep",
+]
 OptimizerName = Literal["sgd", "adamw"]
 #: Learning-rate schedules, stepped every batch (``runtime/optim.py``).
 ScheduleName = Literal[

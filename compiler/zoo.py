@@ -99,8 +99,7 @@ BUILTIN_MODELS: tuple[str, ...] = ("convnet",)
 DATASETS: tuple[str, ...] = ("mnist10k", "imagefolder", "cifar10", "cifar100", "mnist")
 
 OPTIMIZERS: tuple[str, ...] = vocab.OPTIMIZERS
-#: Until issue 13's runtime lands, the compiler accepts only the schedules the engine runs.
-SCHEDULES: tuple[str, ...] = ("cosine", "constant", "step", "onecycle")
+SCHEDULES: tuple[str, ...] = vocab.SCHEDULES
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 
 

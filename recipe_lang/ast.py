@@ -88,12 +88,22 @@ class Call(Node):
         return next((k.value for k in self.kwargs if k.name == name), None)
 
 
-Value = Annotated[
-    Union[Number, Percent, Size, String, Name, Ref, Call],  # noqa: UP007 (pydantic needs it)
-    Field(discriminator="kind"),
-]
 #: A numeric slot: a literal or a ``$param`` reference.
 Num = Annotated[Union[Number, Percent, Size, Ref], Field(discriminator="kind")]  # noqa: UP007
+
+
+class NumberList(Node):
+    """``[25, 45]``: a list of numbers (schedule milestones). It may be empty as written; the
+    compiler says where a list needs items."""
+
+    kind: Literal["list"] = "list"
+    items: list[Num] = Field(default_factory=list)
+
+
+Value = Annotated[
+    Union[Number, Percent, Size, String, Name, Ref, Call, NumberList],  # noqa: UP007
+    Field(discriminator="kind"),
+]
 KeywordArg.model_rebuild()
 
 
@@ -179,14 +189,36 @@ class DistillModifier(Node):
 
 
 class ValueModifier(Node):
-    """``with cutmix 1.0``, ``label_smoothing 0.1``, ``mixup 0.2``, ``lr 0.01``."""
+    """``with cutmix 1.0``, ``label_smoothing 0.1``, ``lr 0.01``, ``ema 0.999``; with a unit:
+    ``warmup 2 epochs``."""
 
     kind: Literal["value"] = "value"
     name: Ident
     value: Num
+    unit: Ident | None = None
 
 
-Modifier = Annotated[Union[DistillModifier, ValueModifier], Field(discriminator="kind")]  # noqa: UP007
+class CallModifier(Node):
+    """``with optimizer sgd(lr=0.01)``, ``schedule multistep(milestones=[2], gamma=0.1)``."""
+
+    kind: Literal["call"] = "call"
+    name: Ident
+    call: Call
+
+
+class WordModifier(Node):
+    """``with schedule cosine``, ``optimizer sgd``, ``keep best``, ``keep best by loss``."""
+
+    kind: Literal["word"] = "word"
+    name: Ident
+    word: Ident
+    by: Ident | None = None
+
+
+Modifier = Annotated[
+    Union[DistillModifier, ValueModifier, CallModifier, WordModifier],  # noqa: UP007
+    Field(discriminator="kind"),
+]
 
 
 class Budget(Node):

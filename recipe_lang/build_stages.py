@@ -77,7 +77,17 @@ class StageBuilder(ValueBuilder):
         return ast.DistillModifier(span=span_of(c), teacher=c[1], options=_sorted_options(c[2:]))
 
     def value_mod(self, meta: Meta, c: list[Any]) -> ast.ValueModifier:
-        return ast.ValueModifier(span=span_of(c), name=self._ident(c[0]), value=c[1])
+        unit = self._ident(c[2]) if c[2] is not None else None
+        return ast.ValueModifier(span=span_of(c), name=self._ident(c[0]), value=c[1], unit=unit)
+
+    def call_mod(self, meta: Meta, c: list[Any]) -> ast.CallModifier:
+        return ast.CallModifier(span=span_of(c), name=self._ident(c[0]), call=c[1])
+
+    def word_mod(self, meta: Meta, c: list[Any]) -> ast.WordModifier:
+        by = self._ident(c[2]) if c[2] is not None else None
+        return ast.WordModifier(
+            span=span_of(c), name=self._ident(c[0]), word=self._ident(c[1]), by=by
+        )
 
     def train_mods(self, meta: Meta, c: list[Any]) -> tuple[list[Any], None]:
         return (list(c), None)

@@ -91,6 +91,10 @@ class ValueBuilder:
     def name(self, meta: Meta, c: list[Token]) -> ast.Name:
         return ast.Name(span=token_span(c[0]), value=str(c[0]))
 
+    def number_list(self, meta: Meta, c: list[Any]) -> ast.NumberList:
+        items = [x for x in c[1:-1] if x is not None]
+        return ast.NumberList(span=span_of(c[0], c[-1]), items=items)
+
     def callee_name(self, meta: Meta, c: list[Token]) -> tuple[str, bool, Token]:
         return (str(c[0]), False, c[0])
 

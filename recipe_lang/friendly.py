@@ -123,6 +123,30 @@ MISTAKES: dict[str, tuple[str, str, list[str]]] = {
         "close the block with `}`",
         ["repeat 2 { prune 10%", "repeat 2 { prune 10% then distill from t for 1 epoch"],
     ),
+    "missing-comma": (
+        "missing `,` between two modifiers",
+        "separate the modifiers of a `with` clause with commas: `with lr 0.01, ema 0.999`",
+        [
+            "train for 3 epochs with cutmix 1.0 label_smoothing 0.1",
+            "train for 3 epochs with warmup 2 epochs ema 0.9",
+            "train for 3 epochs with keep best ema 0.9",
+            "train for 3 epochs with keep best by loss ema 0.9",
+            "train for 3 epochs with optimizer sgd(lr=0.1) ema 0.9",
+            "train for 3 epochs with lr 0.1 schedule cosine_restarts(period=1)",
+            "prune 50% with lr 0.1 mixup 0.2 for 1 epoch",
+        ],
+    ),
+    "list-of-numbers": (
+        "a list holds numbers separated by commas, like `[25, 45]`",
+        "write the numbers (or `$params`) between `[` and `]`, separated by commas",
+        [
+            "set s = [a]",
+            "set s = [1, a]",
+            'set s = ["a"]',
+            "set s = [1 2]",
+            "train for 2 epochs with schedule multistep(milestones=[x])",
+        ],
+    ),
     "missing-export-path": (
         'an export needs a format and a path: `export onnx "out/model.onnx"`',
         'write `export student onnx "out/student.onnx"`',

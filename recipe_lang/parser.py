@@ -25,7 +25,7 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 from recipe_lang import ast
 from recipe_lang.builder import AstBuilder, build_ast
 from recipe_lang.diagnostics import Diagnostic, KdrError, Span, error, internal_error
-from recipe_lang.friendly import describe_syntax_error
+from recipe_lang.friendly import describe_syntax_error, match_mistake
 from recipe_lang.grammar import STATEMENT_START, STATEMENT_TOKENS, STATEMENT_WORDS, grammar
 from recipe_lang.spans import token_span
 
@@ -72,10 +72,27 @@ def _misread_keyword(exc: UnexpectedInput) -> Token | None:
     return None
 
 
-def _error_span(exc: UnexpectedInput, text: str) -> Span:
+def _missing_comma(exc: UnexpectedInput, start: str) -> Token | None:
+    """In ``with cutmix 1.0 label_smoothing 0.1`` the parser reads ``label_smoothing`` as the
+    unit of ``cutmix 1.0`` (as in ``warmup 2 epochs``) and fails at ``0.1``: the comma is
+    missing before ``label_smoothing``, so that is where the error points."""
+    if not isinstance(exc, UnexpectedToken) or match_mistake(exc, start) != "missing-comma":
+        return None
+    stack = getattr(getattr(exc, "state", None), "value_stack", None)
+    top = stack[-1] if stack else None
+    value = exc.token.type in ("NUMBER", "PERCENT", "SIZE", "REF")
+    if isinstance(top, Token) and top.type == "NAME" and value:
+        return top
+    return None
+
+
+def _error_span(exc: UnexpectedInput, text: str, start: str = "start") -> Span:
     misread = _misread_keyword(exc)
     if misread is not None:
         return token_span(misread)
+    comma = _missing_comma(exc, start)
+    if comma is not None:
+        return token_span(comma)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         return _end_span(text)
     if isinstance(exc, UnexpectedToken) and exc.token.line is not None:
@@ -184,7 +201,7 @@ def _collect_syntax_errors(source: str, first: UnexpectedInput) -> list[Diagnost
         except UnexpectedInput as nxt:
             exc = nxt
             diagnostics.append(
-                describe_syntax_error(nxt, source, _error_span(nxt, text), start="resume")
+                describe_syntax_error(nxt, source, _error_span(nxt, text, "resume"), start="resume")
             )
     return diagnostics
 

@@ -32,6 +32,8 @@ def value(v: ast.Value | ast.Num) -> str:
         return v.value
     if isinstance(v, ast.Ref):
         return f"${v.name}"
+    if isinstance(v, ast.NumberList):
+        return "[" + ", ".join(value(x) for x in v.items) + "]"
     return call(v)
 
 
@@ -67,8 +69,14 @@ def _modifiers(mods: Sequence[ast.Modifier]) -> str:
     for m in mods:
         if isinstance(m, ast.DistillModifier):
             parts.append(" ".join(["distill from", _teacher(m.teacher), *_options(m.options)]))
+        elif isinstance(m, ast.CallModifier):
+            parts.append(f"{m.name.value} {call(m.call)}")
+        elif isinstance(m, ast.WordModifier):
+            by = f" by {m.by.value}" if m.by else ""
+            parts.append(f"{m.name.value} {m.word.value}{by}")
         else:
-            parts.append(f"{m.name.value} {value(m.value)}")
+            unit = f" {m.unit.value}" if m.unit else ""
+            parts.append(f"{m.name.value} {value(m.value)}{unit}")
     return "with " + ", ".join(parts)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.lower import names
+from compiler.lower import modifiers, names
 from compiler.lower.base import LowerState
 from compiler.program import Step, TeacherRef
 from compiler.values import unknown
-from compiler.vocab import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DURATION_UNITS, MODIFIERS
+from compiler.vocab import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DURATION_UNITS
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, Span, error
 
@@ -59,7 +59,7 @@ def finetune_pretrained(st: LowerState, name: str, span: Span) -> None:
     )
     step = Step(index=len(st.steps), kind="train", subject=name, span=span, node=node)
     step.params = {"verb": "finetune"}
-    step.training = training(st, step, node.duration, [])
+    step.training = training(st, step, node.duration, [], check_fit=False)
     step.training_span = span
     st.steps.append(step)
     st.trained.add(name)
@@ -97,8 +97,13 @@ def training(
     mods: list[ast.Modifier],
     default_epochs: int | None = None,
     teacher: TeacherRef | None = None,
+    *,
+    check_fit: bool = True,
 ) -> dict[str, Any]:
-    """The training phase of a stage: duration, value modifiers, and its teacher if any."""
+    """The training phase of a stage: duration, modifiers, and its teacher if any.
+
+    ``check_fit``: check that the schedule and warmup it runs with fit its duration (KDR107 for
+    its own, KDR108 for the recipe's)."""
     out: dict[str, Any] = {
         "label_smoothing": 0.0,
         "mixup": None,
@@ -106,10 +111,13 @@ def training(
         "lr": None,
         "distill": None,
     }
+    length: dict[str, int] | None
     if dur is not None:
-        out.update(duration(st, dur) or {"epochs": 1})
+        length = duration(st, dur)
+        out.update(length or {"epochs": 1})
     else:
-        out["epochs"] = default_epochs or 1
+        length = {"epochs": default_epochs or 1}
+        out.update(length)
     seen: dict[str, Span] = {}
     for m in mods:
         key = "distill" if isinstance(m, ast.DistillModifier) else m.name.value
@@ -140,7 +148,7 @@ def training(
                 continue
             teacher = teacher_ref(st, m.teacher, step, m.options)
             continue
-        _value_modifier(st, m, out)
+        modifiers.modifier(st, m, out)
     if teacher is not None:
         step.teacher = teacher
         out["distill"] = {
@@ -148,22 +156,9 @@ def training(
             "temperature": teacher.temperature,
             "alpha": teacher.alpha,
         }
+    if check_fit and length is not None:
+        modifiers.check_fit(st, length, out, mods, dur.span if dur is not None else step.span)
     return out
-
-
-def _value_modifier(st: LowerState, m: ast.ValueModifier, out: dict[str, Any]) -> None:
-    key = m.name.value
-    if key == "label_smoothing":
-        x = st.values.number(m.value, "label_smoothing", low=0, high=1, high_open=True)
-    elif key in ("mixup", "cutmix"):
-        x = st.values.number(m.value, key, low=0, low_open=True)
-    elif key == "lr":
-        x = st.values.number(m.value, "lr", low=0, low_open=True)
-    else:
-        st.report(unknown("KDR103", "modifier", key, m.name.span, MODIFIERS))
-        return
-    if x is not None:
-        out[key] = x
 
 
 def recovery(

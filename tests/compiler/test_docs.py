@@ -13,6 +13,8 @@ from kdr_golden import ROOT
 from compiler import vocab as stages
 from compiler.catalogue import CATALOGUE
 from compiler.driver import compile_source
+from compiler.optim_params import SCHEDULE_ARGS
+from compiler.optim_values import REQUIRED_ARGS, SCHEDULE_DEFAULTS
 from compiler.plan import schema_json
 from compiler.settings import DEFAULT_SETTINGS
 from recipe_lang.grammar import KEYWORDS
@@ -169,6 +171,7 @@ def _shown(value: object) -> str:
 
 def test_language_md_settings_defaults():
     section = LANGUAGE.split("## 3. Settings", 1)[1].split("\n## ", 1)[0]
+    section = section.split("**Schedules.**", 1)[0]  # the settings table, not the schedules'
     rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, re.M))
     assert set(rows) == set(DEFAULT_SETTINGS)
     for key, value in DEFAULT_SETTINGS.items():
@@ -177,6 +180,20 @@ def test_language_md_settings_defaults():
 
 
 KDR_BLOCKS = re.findall(r"```kdr\n(.*?)```", LANGUAGE, re.S)
+
+
+def test_language_md_schedules_table_matches_the_compiler():
+    section = LANGUAGE.split("**Schedules.**", 1)[1].split("**Warmup.**", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)(?:\(([^)]*)\))?` \|", section, re.M))
+    assert set(rows) == set(SCHEDULE_ARGS)
+    for name, args in rows.items():
+        assert tuple(a.strip() for a in args.split(",") if a.strip()) == SCHEDULE_ARGS[name]
+        # every default the compiler fills in is written in the row
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{name}"))
+        for key, value in SCHEDULE_DEFAULTS.get(name, {}).items():
+            assert f"`{key}={value:g}`" in row, (name, key)
+        for key in REQUIRED_ARGS.get(name, ()):
+            assert f"`{key}" in row and "required" in row, (name, key)
 
 
 def test_language_md_has_examples():

@@ -78,8 +78,12 @@ nums = st.one_of(
     names.map(lambda n: ast.Ref(span=S, name=n)),
 )
 strings = texts.map(lambda t: ast.String(span=S, value=t))
+number_lists = st.lists(nums, max_size=4).map(lambda xs: ast.NumberList(span=S, items=xs))
 scalar_values = st.one_of(
-    nums, strings, st.one_of(names, dotted).map(lambda n: ast.Name(span=S, value=n))
+    nums,
+    strings,
+    st.one_of(names, dotted).map(lambda n: ast.Name(span=S, value=n)),
+    number_lists,
 )
 
 
@@ -132,7 +136,19 @@ options = st.lists(
 ).map(_options_sorted)
 modifiers = st.one_of(
     st.builds(lambda t, o: ast.DistillModifier(span=S, teacher=t, options=o), teachers, options),
-    st.builds(lambda n, v: ast.ValueModifier(span=S, name=n, value=v), idents, nums),
+    st.builds(
+        lambda n, v, u: ast.ValueModifier(span=S, name=n, value=v, unit=u),
+        idents,
+        nums,
+        st.none() | idents,
+    ),
+    st.builds(lambda n, c: ast.CallModifier(span=S, name=n, call=c), idents, calls(1)),
+    st.builds(
+        lambda n, w, b: ast.WordModifier(span=S, name=n, word=w, by=b),
+        idents,
+        idents,
+        st.none() | idents,
+    ),
 )
 modifier_lists = st.lists(modifiers, min_size=1, max_size=3)
 words = st.lists(
