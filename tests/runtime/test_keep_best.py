@@ -17,7 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from compiler import compile_source
 from compiler.ops import PruneWeightsGradualParams
+from compiler.vocab import KEEP_BEST_BY
 from recipe_lang.diagnostics import KdrError
 from runtime import validation as validation_module
 from runtime.checkpoint import load_checkpoint, save_checkpoint
@@ -25,7 +27,8 @@ from runtime.data import DataBundle, build_data
 from runtime.engine import TrainConfig, fit
 from runtime.fit_state import LoopState
 from runtime.gradual import GradualPrune
-from runtime.validation import EpochValidation, validate
+from runtime.run.preflight import _check_keep_best
+from runtime.validation import KEEP_BEST, EpochValidation, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORES = ("accuracy", "loss")
@@ -125,6 +128,21 @@ def test_keep_best_without_a_validation_split_is_a_diagnostic() -> None:
     with pytest.raises(KdrError) as exc:
         fit(model, _data(), TrainConfig(steps=2, keep_best="precision"))
     assert exc.value.diagnostics[0].code == "KDR103"
+
+
+def test_the_preflight_refuses_keep_best_without_a_validation_split() -> None:
+    assert sorted(KEEP_BEST) == sorted(KEEP_BEST_BY)  # the runtime knows every compiler choice
+    plan = compile_source(
+        "data = mnist10k(limit=64)\nmodel student = convnet(width=4)\n"
+        "train student for 1 epoch\nthen train student for 1 epoch\n"
+    ).plan
+    assert plan is not None
+    second = plan.passes[-1]
+    second.params = second.params.model_copy(update={"keep_best": "loss"})  # what `keep best` says
+    diags = _check_keep_best(plan, _data(val=None))
+    assert [d.code for d in diags] == ["KDR207"]
+    assert second.span is not None and diags[0].span == second.span
+    assert _check_keep_best(plan, _data()) == []
 
 
 def test_keep_best_survives_a_loop_state_checkpoint(
