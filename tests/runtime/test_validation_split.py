@@ -11,7 +11,7 @@ import torch
 
 from recipe_lang.diagnostics import KdrError
 from runtime.data import DataBundle, build_data
-from runtime.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from runtime.data.augment import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
 
 
 def _rows(x: torch.Tensor, pool: torch.Tensor) -> list[int]:
@@ -100,6 +100,44 @@ def test_imagefolder_carves_or_reads_a_validation_split(tmp_path: Path) -> None:
     folder = build_data("imagefolder", train, {**common, "val": str(tmp_path / "held")}, seed=0)
     assert (folder.train_size, folder.val_size, folder.eval_size) == (10, 3, 4)
     assert _ids(folder.val_batches()) == [200, 201, 202]
+
+
+def _idx_files(raw: Path, split: str, values: list[int]) -> None:
+    """An MNIST split in torchvision's raw IDX format: solid 28x28 digits of ``values``."""
+    raw.mkdir(parents=True, exist_ok=True)
+    n = len(values)
+    head = (2051).to_bytes(4, "big") + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    pixels = b"".join(bytes([v]) * 28 * 28 for v in values)
+    (raw / f"{split}-images-idx3-ubyte").write_bytes(head + pixels)
+    labels = bytes(v % 10 for v in values)
+    (raw / f"{split}-labels-idx1-ubyte").write_bytes(
+        (2049).to_bytes(4, "big") + n.to_bytes(4, "big") + labels
+    )
+
+
+def test_torchvision_sets_carve_a_validation_split(tmp_path: Path) -> None:
+    _idx_files(tmp_path / "MNIST" / "raw", "train", [10 * i for i in range(20)])
+    _idx_files(tmp_path / "MNIST" / "raw", "t10k", [5, 15, 25])
+    kwargs: dict[str, Any] = {"root": str(tmp_path), "batch_size": 4, "val": 6, "limit": 18}
+
+    def ids(batches: Any) -> list[int]:
+        return [round((float(x[0, 14, 14]) * MNIST_STD + MNIST_MEAN) * 255) for x in batches]
+
+    def images(batches: Any) -> list[torch.Tensor]:
+        return [x for xs, _ in batches for x in xs]
+
+    data = build_data("mnist", [], kwargs, seed=0)
+    assert (data.train_size, data.val_size, data.eval_size) == (12, 6, 3)
+    val_ids = ids(images(data.val_batches()))
+    assert sorted(val_ids + ids(images(data.train_batches()))) == [10 * i for i in range(18)]
+    assert val_ids == sorted(val_ids)
+    assert ids(images(data.eval_batches())) == [5, 15, 25]
+    augmented = build_data("mnist", [], {**kwargs, "augment": True}, seed=0)
+    assert all(  # the same images, read with the evaluation transform
+        torch.equal(a, b)
+        for a, b in zip(images(augmented.val_batches()), images(data.val_batches()), strict=True)
+    )
+    assert ids(images(build_data("mnist", [], kwargs, seed=3).val_batches())) != val_ids
 
 
 def test_factory_data_carves_a_validation_split(monkeypatch: pytest.MonkeyPatch) -> None:
