@@ -36,6 +36,7 @@ split per epoch, under ``torch.inference_mode``.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -56,6 +57,12 @@ def _device_of(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
+
+
+def _cpu_copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    return copy.deepcopy(value)  # a module's extra state
 
 
 def validate(model: nn.Module, data: DataBundle) -> dict[str, float]:
@@ -143,9 +150,7 @@ class EpochValidation:
             if not better:
                 return
         self.best_score, self.best_epoch = score, epoch
-        self.best_state = {
-            k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-        }
+        self.best_state = {k: _cpu_copy(v) for k, v in model.state_dict().items()}
 
     def model_changed(self) -> None:
         """A hook changed the model: the epochs so far can no longer be the result."""

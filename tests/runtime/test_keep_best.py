@@ -218,6 +218,7 @@ def gradual_setup(save: Any) -> tuple[nn.Module, DataBundle, TrainConfig, Gradua
     return model, data, cfg, hook
 
 
+@pytest.mark.slow  # a child process that imports torch: ~5 s unloaded
 def test_keep_best_after_sigkill_inside_a_training_makes_the_same_choice(tmp_path: Path) -> None:
     path = tmp_path / "partial.pt"
     child = subprocess.Popen(
