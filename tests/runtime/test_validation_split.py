@@ -199,3 +199,20 @@ def test_data_without_a_validation_split_says_so() -> None:
     with pytest.raises(KdrError) as exc:
         data.val_batches()
     assert "val=" in exc.value.diagnostics[0].notes[0].message
+
+
+def test_val_on_a_factory_that_returns_a_bundle_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kdr_val_bundle.py").write_text(
+        "from runtime.data import build_data\n\n"
+        "def bundle():\n"
+        '    return build_data("mnist10k", [], {"limit": 32}, seed=0)\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert build_data("kdr_val_bundle:bundle", [], {}).train_size == 32
+    with pytest.raises(KdrError) as exc:
+        build_data("kdr_val_bundle:bundle", [], {"val": 8})
+    diagnostic = exc.value.diagnostics[0]
+    assert diagnostic.code == "KDR504" and "cannot carve" in diagnostic.message
+    assert "val_factory" in diagnostic.notes[0].message
