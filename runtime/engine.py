@@ -46,6 +46,7 @@ from runtime.optim import (
 from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
+from runtime.validation import EpochValidation
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -190,7 +191,10 @@ def fit(
     spe = max(data.steps_per_epoch, 1)
     total = planned_steps(cfg.epochs, cfg.steps, spe)
     scheduler = make_scheduler(optimizer, cfg, total, spe)
+    # Validation at epoch ends and `keep best` (runtime/validation.py).
+    validation = EpochValidation(data, cfg.keep_best, spe)
     if start is not None:
+        validation.load_state_dict(start.validation)
         optimizer.load_state_dict(start.optimizer)
         if scheduler is not None and start.scheduler is not None:
             scheduler.load_state_dict(start.scheduler)
@@ -242,6 +246,7 @@ def fit(
         while step < total:
             change = hook.before_step(step, model, optimizer) if hook is not None else ""
             if change:
+                validation.model_changed()
                 masks = WeightMasks.of(model)  # the new zeros hold from this step on
                 if change == "structure":
                     forward = _forward(model, device, parallel, cfg.compile)
@@ -257,6 +262,7 @@ def fit(
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             losses=losses[:step].clone(),
+                            validation=validation.state_dict(),
                         )
                     )
             x, y, t_logits = stream.next()
@@ -306,14 +312,19 @@ def fit(
             samples += batch_samples
             step += 1
             progress.update(step, losses)
+            if validation.boundary(step, total):
+                validation.epoch_end(step, model)  # the model that will be the result
     finally:
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
+    best_epoch = validation.finish(model)  # keep best: the best epoch's weights
     if parallel:
         distributed.broadcast_buffers(model)
     wall = time.perf_counter() - begin
-    return _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats = _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats.val_curve, stats.best_epoch = validation.curve, best_epoch
+    return stats
 
 
 def _stats(

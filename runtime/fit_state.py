@@ -91,6 +91,9 @@ class LoopState:
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None
     losses: torch.Tensor
+    #: The validation curve so far and the ``keep best`` choice with its weights
+    #: (:meth:`runtime.validation.EpochValidation.state_dict`); None without a validation split.
+    validation: dict[str, Any] | None = None
 
     def to_plain(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,10 @@
 :func:`build_data` turns a recipe's ``data = CALL`` into a :class:`DataBundle`. Options shared
 by every dataset: ``batch_size`` (128), ``image_size``, ``augment`` (false: random crop with
 padding 4, plus a horizontal flip for natural images but never for digits), ``workers`` (0),
-``limit`` (use only the first N training images, for quick runs) and ``eval_limit``.
+``limit`` (use only the first N training images, for quick runs), ``eval_limit`` and ``val``
+(a validation split for ``keep best``: ``val=N`` carves N of the training images out, drawn
+with the data seed, after ``limit``; ``imagefolder(val="folder")`` names a folder instead;
+see :mod:`~runtime.data.split`). The evaluation split is never used for validation.
 
 ``mnist10k`` ships with kdr (``runtime/assets/mnist10k.npz``, 10,000 MNIST digits; the first
 8,000 are the training split, the last 2,000 the evaluation split) and is batched in memory.
@@ -13,6 +16,7 @@ torchvision datasets and a DataLoader; torchvision sets never download unless th
 
 Layout: :mod:`~runtime.data.bundle` (the bundle, batching), :mod:`~runtime.data.augment`,
 :mod:`~runtime.data.registry` (name -> builder, names from ``compiler.zoo.DATASETS``),
+:mod:`~runtime.data.split` (the validation split),
 :mod:`~runtime.data.sources` (one module per source), :mod:`~runtime.data.build`.
 """
 

@@ -9,13 +9,14 @@ import runtime.data.sources  # noqa: F401  (registers the named sources)
 from runtime.data.bundle import DataBundle
 from runtime.data.registry import data_error, lookup, signature_help
 from runtime.data.sources.factory import build_factory, is_factory
+from runtime.data.split import check_val
 
 
 def build_data(name: str, args: list[Any], kwargs: dict[str, Any], *, seed: int = 0) -> DataBundle:
     """Build the dataset a recipe's ``data = name(*args, **kwargs)`` declares."""
     kwargs = dict(kwargs)
     if is_factory(name):
-        return build_factory(name, list(args), kwargs)
+        return build_factory(name, list(args), kwargs, seed=seed)
     source = lookup(name)
     if source.seeded:
         kwargs["seed"] = seed
@@ -40,6 +41,7 @@ def _check_values(name: str, kwargs: dict[str, Any]) -> None:
                 f"`{name}`: `{key}` must be a positive integer, got {value!r}",
                 f"e.g. `{name}({key}=64)`",
             )
+    check_val(name, kwargs.get("val"), folder=name == "imagefolder")
     workers = kwargs.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 0):
         raise data_error(f"`{name}`: `workers` must be a non-negative integer", "e.g. `workers=2`")

@@ -19,7 +19,15 @@ from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.data.bundle import DataBundle
 
 #: Options every source accepts (a factory's are taken out of its keyword arguments).
-COMMON_OPTIONS = ("batch_size", "image_size", "augment", "workers", "limit", "eval_limit")
+COMMON_OPTIONS = (
+    "batch_size",
+    "image_size",
+    "augment",
+    "workers",
+    "limit",
+    "eval_limit",
+    "val",
+)
 
 Builder = Callable[..., DataBundle]
 B = TypeVar("B", bound=Builder)

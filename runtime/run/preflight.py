@@ -2,7 +2,8 @@
 
 :func:`preflight` runs at the start of every ``kdr run``, before any training: every model
 buildable (KDR504), teachers' and students' outputs comparable (KDR501), an int8 engine for
-quantization (KDR503), and the models that traced passes act on traceable (KDR500). The dry run
+quantization (KDR503), the models that traced passes act on traceable (KDR500), and a
+validation split for every ``keep best`` (KDR207). The dry run
 of the graph passes (:mod:`runtime.run.dry_run`) adds KDR502 and per-pass estimates.
 """
 
@@ -15,6 +16,7 @@ from compiler.ops import (
     PruneChannelsGradualParams,
     PruneChannelsParams,
     PruneWeightsGradualParams,
+    training_of,
 )
 from compiler.plan import Plan, PlanPass
 from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
@@ -60,7 +62,23 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
         diags += _check_engine(plan)
     diags += _check_traceable(plan, store)
     diags += _check_schedules(plan, data)
+    diags += _check_keep_best(plan, data)
     return diags
+
+
+def _check_keep_best(plan: Plan, data: DataBundle) -> list[Diagnostic]:
+    """KDR207 before any training: `keep best` on data without a validation split (the
+    compiler rejects it when it sees the data call; data bound with --data it cannot see)."""
+    from runtime.validation import keep_best_error
+
+    if data.has_val:
+        return []
+    out: list[Diagnostic] = []
+    for p in plan.passes:
+        training = training_of(p.params)
+        if training is not None and training.keep_best is not None:
+            out += with_span(keep_best_error(data).diagnostics, p)
+    return out
 
 
 def _check_schedules(plan: Plan, data: DataBundle) -> list[Diagnostic]:

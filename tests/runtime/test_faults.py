@@ -196,7 +196,7 @@ def test_a_corrupt_image_in_an_imagefolder_is_a_diagnostic(
     garbage.write_bytes(b"\x89PNG this is not an image")
     recipe = tmp_path / "img.kdr"
     recipe.write_text(
-        f'recipe "img"\ndata = imagefolder("{tmp_path / "train"}", val="{tmp_path / "val"}", '
+        f'recipe "img"\ndata = imagefolder("{tmp_path / "train"}", eval="{tmp_path / "val"}", '
         "image_size=16, batch_size=32)\nmodel student = convnet(width=4)\n"
         "train student for 1 epoch\n"
     )

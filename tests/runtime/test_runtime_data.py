@@ -79,7 +79,7 @@ def test_random_crop_is_a_shifted_window() -> None:
         ("mnist10k", {"bogus": 1}),
         ("cifar10", {}),
         ("cifar10", {"root": "/nonexistent/kdr-data"}),
-        ("imagefolder", {"val": "/nonexistent/val"}),
+        ("imagefolder", {"eval": "/nonexistent/val"}),
         ("no_such_module_kdr:fn", {}),
     ],
 )
@@ -107,7 +107,7 @@ def test_imagefolder_reads_class_folders(tmp_path: Path) -> None:
     data = build_data(
         "imagefolder",
         [str(tmp_path / "train")],
-        {"val": str(tmp_path / "val"), "image_size": 8, "batch_size": 4, "augment": True},
+        {"eval": str(tmp_path / "val"), "image_size": 8, "batch_size": 4, "augment": True},
         seed=0,
     )
     assert (data.in_channels, data.num_classes, data.train_size, data.eval_size) == (3, 2, 6, 6)

@@ -1,5 +1,9 @@
 """``cifar10``, ``cifar100``, ``mnist``: torchvision datasets under ``root=``, batched by a
-DataLoader. They never download unless the recipe says ``download=true``."""
+DataLoader. They never download unless the recipe says ``download=true``.
+
+``val=N`` carves a validation split of N images out of the training set (after ``limit``),
+drawn with the data seed and read with the evaluation transform (never augmented); see
+:mod:`runtime.data.split`."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from runtime.data.augment import CIFAR_MEAN, CIFAR_STD, MNIST_MEAN, MNIST_STD, transforms
-from runtime.data.bundle import DataBundle, loader_bundle
+from runtime.data.bundle import DataBundle, eval_view, loader_bundle
 from runtime.data.registry import data_error, register_source
 
 
@@ -56,6 +60,8 @@ def torchvision_set(
     workers: int = 0,
     limit: int | None = None,
     eval_limit: int | None = None,
+    val: int | None = None,
+    seed: int = 0,
 ) -> DataBundle:
     """The torchvision set ``name`` (a key of :data:`SETS`)."""
     from torchvision import datasets
@@ -82,8 +88,11 @@ def torchvision_set(
         workers=workers,
         limit=limit,
         eval_limit=eval_limit,
+        val=val,
+        val_view=eval_view(train_set, eval_tf) if val is not None else None,
+        seed=seed,
     )
 
 
 for _name in SETS:
-    register_source(_name)(partial(torchvision_set, _name))
+    register_source(_name, seeded=True)(partial(torchvision_set, _name))
