@@ -435,7 +435,7 @@ class Generator:
             "mnist10k(batch_size=128)",
             "mnist10k(limit=64, eval_limit=64)",
             'cifar10(root="~/data")',
-            'imagefolder("train", val="val", image_size=32)',
+            'imagefolder("train", eval="test", val="val", image_size=32)',
             '"pkg.data:load"(size=3)',
             "mnist10k()",
             "mnist10k(val=500)",

@@ -154,22 +154,44 @@ def data_spec(call: ast.Call, name: str, values: Values) -> dict[str, Any] | Non
         values.report(unknown("KDR100", "dataset", call.callee, call.span, DATASETS))
         return None
     val = call.kwarg("val")
-    if val is not None and not call.factory and not _check_val(call.callee, val, values):
+    eval_arg = values.resolve(call.kwarg("eval"))[0] if call.kwarg("eval") is not None else None
+    eval_folder = eval_arg.value if isinstance(eval_arg, ast.String) else "val"
+    if (
+        val is not None
+        and not call.factory
+        and not _check_val(call.callee, val, values, eval_folder)
+    ):
         return None
     literal = values.literal(call)
     literal["name"] = name
     return literal
 
 
-def _check_val(dataset: str, v: ast.Value, values: Values) -> bool:
+def _check_val(dataset: str, v: ast.Value, values: Values, eval_folder: str) -> bool:
     """``val=N`` (a seeded split of N training images) on every source; ``imagefolder`` may
-    name a folder instead (``val="val"``)."""
+    name a folder instead (``val="val"``), not its evaluation folder (``eval=``, default
+    ``"val"``)."""
     resolved, decl = values.resolve(v)
     if resolved is None:
         return False
     if dataset == "imagefolder" and isinstance(resolved, ast.String):
         if not resolved.value:
             values.report(error("KDR104", "`val` must name a folder", v.span))
+            return False
+        if resolved.value == eval_folder:
+            values.report(
+                error(
+                    "KDR104",
+                    f'`val` names the evaluation folder ("{eval_folder}")',
+                    v.span,
+                    Note(
+                        kind="help",
+                        message="imagefolder's evaluation folder is `eval=` (default "
+                        '"val"); give the validation split a folder of its own, like '
+                        '`imagefolder("train", eval="test", val="val")`, or `val=N`',
+                    ),
+                )
+            )
             return False
         return True
     if isinstance(resolved, ast.Number):

@@ -198,7 +198,7 @@ def _keep(st: LowerState, m: ast.WordModifier, out: dict[str, Any]) -> None:
                 *notes,
                 _help(
                     "carve one from the training data: `data = mnist10k(val=1000)` "
-                    '(or `imagefolder("train", val="val")`)'
+                    '(or `imagefolder("train", eval="test", val="val")`)'
                 ),
             )
         )
