@@ -218,7 +218,8 @@ DATA_CODES: tuple[CodeInfo, ...] = (
 `keep best` keeps the weights of a training's best epoch as measured on a validation split, and
 the recipe's data has none. Carve one from the training data with `val=N` (N training images,
 chosen with the run's seed, held out; every data source takes it), or for `imagefolder` name a
-folder of its own (`eval="test", val="val"`: `eval` names the evaluation folder). The evaluation split stays what `evaluate` reports.
+folder of its own (`eval="test", val="val"`: `eval` names the evaluation folder). The
+evaluation split stays what `evaluate` reports.
 """,
         "data = mnist10k()\n" + EXAMPLE_HEAD + "train student for 3 epochs with keep best",
         "data = mnist10k(val=1000)\n" + EXAMPLE_HEAD + "train student for 3 epochs with keep best",
