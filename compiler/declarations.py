@@ -154,7 +154,8 @@ def data_spec(call: ast.Call, name: str, values: Values) -> dict[str, Any] | Non
         values.report(unknown("KDR100", "dataset", call.callee, call.span, DATASETS))
         return None
     val = call.kwarg("val")
-    eval_arg = values.resolve(call.kwarg("eval"))[0] if call.kwarg("eval") is not None else None
+    eval_value = call.kwarg("eval")
+    eval_arg = values.resolve(eval_value)[0] if eval_value is not None else None
     eval_folder = eval_arg.value if isinstance(eval_arg, ast.String) else "val"
     if (
         val is not None

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.data.errors import data_error
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -62,13 +62,9 @@ class DataBundle:
     def val_batches(self) -> Iterator[Batch]:
         """The validation split, in order, never augmented."""
         if self.val_factory is None or not self.val_size:
-            raise KdrError(
-                error(
-                    "KDR504",
-                    f"dataset `{self.name}` has no validation split",
-                    None,
-                    Note(kind="help", message=f"carve one: `{self.name}(val=1000)`"),
-                )
+            raise data_error(
+                f"dataset `{self.name}` has no validation split",
+                f"carve one: `{self.name}(val=1000)`",
             )
         return iter(self.val_factory())
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from compiler.zoo import DATASETS
-from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.data.bundle import DataBundle
+from runtime.data.errors import data_error
 
 #: Options every source accepts (a factory's are taken out of its keyword arguments).
 COMMON_OPTIONS = (
@@ -72,11 +72,6 @@ def lookup(name: str) -> DataSource:
         hint = f"did you mean `{close[0]}`?" if close else f"known: {', '.join(data_names())}"
         raise data_error(f"unknown dataset `{name}`", hint)
     return source
-
-
-def data_error(message: str, help_text: str) -> KdrError:
-    """A KDR504 diagnostic: data that cannot be built as the recipe says."""
-    return KdrError(error("KDR504", message, None, Note(kind="help", message=help_text)))
 
 
 def signature_help(fn: Callable[..., Any], name: str | None = None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from runtime.data.registry import data_error
+from runtime.data.errors import data_error
 
 #: Decorrelates the split from the shuffling generators, which the same seed also seeds.
 SPLIT_SALT = 0x7A15EED
