@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runtime import distributed
 from runtime.data import DataBundle, index_batches
@@ -48,6 +49,8 @@ from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: ``FitStats.lr_curve`` has the lr of every epoch's first step and of every LR_EVERY-th step.
+LR_EVERY = 50
 
 
 @dataclass
@@ -89,6 +92,8 @@ class TrainConfig:
     #: Linear warmup from 0 to the schedule's lr over the first ``warmup_steps`` steps (0: none);
     #: the schedule runs over the steps after it.
     warmup_steps: int = 0
+    #: The warmup in epochs of the data (used when ``warmup_steps`` is 0).
+    warmup_epochs: int = 0
     #: The global gradient norm is clipped to this before every optimizer step (None: never).
     clip_grad: float | None = None
     #: Decay of an exponential moving average of the weights; the average is the result.
@@ -114,8 +119,11 @@ class FitStats:
     loss_curve: list[float]
     lr_final: float
     teacher_cached: bool
-    #: ``[step, lr]`` at every epoch boundary and every 50 steps (and the last step).
+    #: ``[step, lr]``: the lr used at step 0, at the first step of every epoch, every
+    #: ``LR_EVERY`` (50) steps and at the last step (steps count from 0).
     lr_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: The last step (from 0) of each ``loss_curve`` chunk.
+    loss_steps: list[int] = field(default_factory=list)
     #: Per epoch on the validation split (when the data has one): ``{"epoch", "accuracy",
     #: "loss"}``.
     val_curve: list[dict[str, float]] = field(default_factory=list)
@@ -126,13 +134,27 @@ class FitStats:
         return asdict(self)
 
     def summary(self) -> dict[str, Any]:
-        """The ``train`` fields of a stage's report entry."""
-        return {
+        """The ``train`` fields of a stage's report entry: the loss, throughput, the lr and
+        loss curves as ``[step, value]`` pairs, and the validation curve and kept epoch when
+        there are."""
+        out: dict[str, Any] = {
             "loss_first": self.loss_first,
             "loss_last": self.loss_last,
             "steps": self.steps,
             "samples_per_s": self.samples_per_s,
+            "lr_curve": [[int(s), float(lr)] for s, lr in self.lr_curve],
+            "loss_curve": [
+                [int(s), float(v)]
+                for s, v in zip(
+                    self.loss_steps or range(len(self.loss_curve)), self.loss_curve, strict=True
+                )
+            ],
         }
+        if self.val_curve:
+            out["val_curve"] = list(self.val_curve)
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
+        return out
 
 
 def planned_steps(epochs: int | None, steps: int | None, steps_per_epoch: int) -> int:
@@ -190,10 +212,13 @@ def fit(
     spe = max(data.steps_per_epoch, 1)
     total = planned_steps(cfg.epochs, cfg.steps, spe)
     scheduler = make_scheduler(optimizer, cfg, total, spe)
+    ema = _ema(model, cfg.ema)
     if start is not None:
         optimizer.load_state_dict(start.optimizer)
         if scheduler is not None and start.scheduler is not None:
             scheduler.load_state_dict(start.scheduler)
+        if ema is not None and start.ema is not None:
+            ema.load_state_dict(start.ema)
     # Under torchrun (see runtime/distributed.py): DDP, each rank on its shard of every batch.
     parallel = distributed.is_distributed() and any(p.requires_grad for p in model.parameters())
     forward = _forward(model, device, parallel, cfg.compile)
@@ -231,11 +256,14 @@ def fit(
     stream = BatchStream(epoch, generator, position, data.name)
     smoothing = cfg.label_smoothing
     losses = torch.zeros(total)
+    lr_curve: list[tuple[int, float]] = []
+    clip = cfg.clip_grad
     step = samples = 0
     if start is not None:
         torch.set_rng_state(start.rng)
         step, samples = start.step, start.samples
         losses[:step] = start.losses[:step]
+        lr_curve = [(int(s), float(lr)) for s, lr in start.lr_curve]
     progress = TrainProgress(cfg.progress, total, spe, cfg.description)
     begin = time.perf_counter()
     try:
@@ -245,6 +273,7 @@ def fit(
                 masks = WeightMasks.of(model)  # the new zeros hold from this step on
                 if change == "structure":
                     forward = _forward(model, device, parallel, cfg.compile)
+                    ema = _ema(model, cfg.ema)  # the average restarts on the new tensors
                 if hook is not None and step > 0:
                     where, drawn = stream.position
                     hook.checkpoint(
@@ -257,6 +286,8 @@ def fit(
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             losses=losses[:step].clone(),
+                            lr_curve=list(lr_curve),
+                            ema=ema.state_dict() if ema is not None else None,
                         )
                     )
             x, y, t_logits = stream.next()
@@ -285,21 +316,30 @@ def fit(
                     )
                 else:
                     loss = cross_entropy(forward(x), targets, smoothing)
+            if step % spe == 0 or step % LR_EVERY == 0 or step == total - 1:
+                lr_curve.append((step, float(optimizer.param_groups[0]["lr"])))
             optimizer.zero_grad(set_to_none=True)
             if scaler.is_enabled():
                 scaler.scale(loss).backward()
-                if hook is not None:
+                if hook is not None or clip is not None:
                     scaler.unscale_(optimizer)
+                if hook is not None:
                     hook.after_backward(step, model)
+                if clip is not None:
+                    nn.utils.clip_grad_norm_(_trained(model), clip)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
                 if hook is not None:
                     hook.after_backward(step, model)
+                if clip is not None:
+                    nn.utils.clip_grad_norm_(_trained(model), clip)
                 optimizer.step()
             if masks:
                 masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
+            if ema is not None:
+                ema.update_parameters(model)
             if scheduler is not None:
                 scheduler.step()
             losses[step] = loss.detach()
@@ -310,10 +350,39 @@ def fit(
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
+    if ema is not None:
+        _take_average(model, ema)
+        if masks:
+            masks.apply()
     if parallel:
         distributed.broadcast_buffers(model)
     wall = time.perf_counter() - begin
-    return _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats = _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats.lr_curve = lr_curve
+    return stats
+
+
+def _trained(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (BN statistics)."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@torch.no_grad()
+def _take_average(model: nn.Module, ema: AveragedModel) -> None:
+    """The average's floating-point tensors into ``model`` (counters such as BN's
+    ``num_batches_tracked`` stay the model's); nothing before its first update."""
+    if int(ema.n_averaged) == 0:
+        return
+    averaged = ema.module.state_dict()
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(averaged[name])
 
 
 def _stats(
@@ -325,7 +394,9 @@ def _stats(
     optimizer: torch.optim.Optimizer,
     cached: bool,
 ) -> FitStats:
-    chunks = [c.mean().item() for c in losses.chunk(min(50, max(steps, 1)))] if steps else []
+    parts = losses.chunk(min(50, max(steps, 1))) if steps else ()
+    chunks = [c.mean().item() for c in parts]
+    ends = torch.tensor([len(c) for c in parts], dtype=torch.long).cumsum(0) - 1
     return FitStats(
         steps=steps,
         epochs=steps / spe,
@@ -336,6 +407,7 @@ def _stats(
         loss_last=float(losses[-1]) if steps else math.nan,
         loss_mean=float(losses.mean()) if steps else math.nan,
         loss_curve=chunks,
+        loss_steps=ends.tolist(),
         lr_final=float(optimizer.param_groups[0]["lr"]),
         teacher_cached=cached,
     )

@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 import torch
@@ -91,6 +91,10 @@ class LoopState:
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None
     losses: torch.Tensor
+    #: ``FitStats.lr_curve`` so far.
+    lr_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: The weights' moving average (``AveragedModel.state_dict()``) when the training keeps one.
+    ema: dict[str, Any] | None = None
 
     def to_plain(self) -> dict[str, Any]:
         return asdict(self)
