@@ -5,8 +5,18 @@
 
 Defaults (chosen so that a 2-epoch run on ``mnist10k`` gets a convnet past 95%): AdamW with
 ``lr=5e-3, weight_decay=5e-4`` and a one-cycle schedule stepped every batch. ``sgd`` defaults
-to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules: ``onecycle``,
-``cosine``, ``constant``, ``step`` (``step_size`` in epochs, ``gamma``).
+to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules (``onecycle``,
+``cosine``, ``constant``, ``step``, ``multistep``, ``linear``, ``poly``, ``cosine_restarts``)
+and their warmup: ``runtime/optim.py``.
+
+Every step: the lr in use is recorded (``FitStats.lr_curve``: step 0, each epoch's first step,
+every ``LR_EVERY`` steps, the last step), the gradients' global norm is clipped to
+``cfg.clip_grad`` (after unscaling under fp16) before the optimizer steps, then the weight
+masks hold, then ``cfg.ema`` updates an exponential moving average of the weights and buffers
+(:class:`torch.optim.swa_utils.AveragedModel`). At the end the average's floating-point tensors
+are copied into the model (it is the training's result; the masks hold on it); a hook that
+changes the model's structure restarts the average. :class:`LoopState` carries the lr curve and
+the average, so a resumed run continues both.
 
 Distillation (``cfg.distill``): the teacher runs in eval mode under ``torch.inference_mode``
 on the *same* (possibly mixed) batch the student sees. When the inputs are deterministic
