@@ -10,7 +10,8 @@ to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules (``one
 and their warmup: ``runtime/optim.py``.
 
 Every step: the lr in use is recorded (``FitStats.lr_curve``: step 0, each epoch's first step,
-every ``LR_EVERY`` steps, the last step), the gradients' global norm is clipped to
+every ``LR_EVERY`` steps, at least ``LR_POINTS`` steps evenly spread, the last step), the
+gradients' global norm is clipped to
 ``cfg.clip_grad`` (after unscaling under fp16) before the optimizer steps, then the weight
 masks hold, then ``cfg.ema`` updates an exponential moving average of the weights and buffers
 (:class:`torch.optim.swa_utils.AveragedModel`). At the end the average's floating-point tensors
@@ -59,8 +60,9 @@ from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: ``FitStats.lr_curve`` has the lr of every epoch's first step and of every LR_EVERY-th step.
-LR_EVERY = 50
+#: ``FitStats.lr_curve`` has the lr of every epoch's first step, of every LR_EVERY-th step and
+#: of every ``ceil(steps / LR_POINTS)``-th step (a plot of it follows the schedule closely).
+LR_EVERY, LR_POINTS = 50, 100
 
 
 @dataclass
@@ -129,8 +131,9 @@ class FitStats:
     loss_curve: list[float]
     lr_final: float
     teacher_cached: bool
-    #: ``[step, lr]``: the lr used at step 0, at the first step of every epoch, every
-    #: ``LR_EVERY`` (50) steps and at the last step (steps count from 0).
+    #: ``[step, lr]``: the lr used at step 0, at the first step of every epoch, every 50th step
+    #: (``LR_EVERY``), every ``ceil(steps / 100)``-th step (``LR_POINTS``: about 100 points
+    #: however long the training) and at the last step (steps count from 0).
     lr_curve: list[tuple[int, float]] = field(default_factory=list)
     #: The last step (from 0) of each ``loss_curve`` chunk.
     loss_steps: list[int] = field(default_factory=list)
@@ -267,6 +270,7 @@ def fit(
     smoothing = cfg.label_smoothing
     losses = torch.zeros(total)
     lr_curve: list[tuple[int, float]] = []
+    every, last = max(1, -(-total // LR_POINTS)), total - 1
     clip = cfg.clip_grad
     step = samples = 0
     if start is not None:
@@ -326,7 +330,7 @@ def fit(
                     )
                 else:
                     loss = cross_entropy(forward(x), targets, smoothing)
-            if step % spe == 0 or step % LR_EVERY == 0 or step == total - 1:
+            if step % spe == 0 or step % LR_EVERY == 0 or step % every == 0 or step == last:
                 lr_curve.append((step, float(optimizer.param_groups[0]["lr"])))
             optimizer.zero_grad(set_to_none=True)
             if scaler.is_enabled():

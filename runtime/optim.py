@@ -15,18 +15,21 @@ the schedule runs (the training's, less its warmup) and ``t`` counts them from 0
   ``x gamma`` at each milestone;
 - ``linear(end=0)``: :class:`~torch.optim.lr_scheduler.LinearLR`, straight from ``lr`` to
   ``end x lr`` at ``T``;
-- ``poly(power=1)``: :class:`~torch.optim.lr_scheduler.PolynomialLR`,
+- ``poly(power=2)``: :class:`~torch.optim.lr_scheduler.PolynomialLR`,
   ``lr * (1 - t / T) ** power``;
 - ``cosine_restarts(period, mult=1)``: :class:`~torch.optim.lr_scheduler.
   CosineAnnealingWarmRestarts` (SGDR), the first period ``period`` long, each next one ``mult``
   times the last.
 
 Lengths (``step_size``, ``milestones``, ``period``) count epochs, or steps when the training's
-duration is in steps (``TrainConfig.steps``). A warmup (``warmup_steps``, or ``warmup_epochs``
-x steps per epoch) comes first: the lr rises linearly, ``lr * (t + 1) / W`` at warmup step
-``t`` of ``W`` (the first step at ``1/W`` of the peak, the last at the peak); then the schedule
-runs over the steps that are left, its lengths counted from the end of the warmup
-(:class:`~torch.optim.lr_scheduler.SequentialLR`, so its ``state_dict`` resumes the pair).
+duration is in steps (``TrainConfig.steps``), from the training's start. A warmup
+(``warmup_steps``, or ``warmup_epochs`` x steps per epoch) comes first: the lr rises linearly,
+``lr * (t + 1) / W`` at warmup step ``t`` of ``W`` (the first step at ``1/W`` of the peak, the
+last at the peak); then the schedule: ``onecycle``, ``cosine``, ``linear`` and ``poly`` run
+over the ``T`` steps left, ``step``, ``multistep`` and ``cosine_restarts`` go on where they are
+at step ``W`` (a milestone at epoch 30 is at epoch 30 of the training, warmup or not).
+:class:`~torch.optim.lr_scheduler.SequentialLR` chains the two, so its ``state_dict`` resumes
+the pair.
 torch.optim and torch.optim.lr_scheduler do the work; this module maps the recipe's words to
 them.
 """
@@ -71,7 +74,7 @@ SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
     "step": {"step_size": 1, "gamma": 0.1},
     "multistep": {"gamma": 0.1},
     "linear": {"end": 0.0},
-    "poly": {"power": 1.0},
+    "poly": {"power": 2.0},
     "cosine_restarts": {"mult": 1},
 }
 #: The share of a one-cycle schedule spent rising.
@@ -133,9 +136,10 @@ def warmup_length(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 
 def _schedule(
-    optimizer: torch.optim.Optimizer, s: dict[str, Any], steps: int, unit: int
+    optimizer: torch.optim.Optimizer, s: dict[str, Any], steps: int, unit: int, start: int = 0
 ) -> Scheduler | None:
-    """The schedule ``s`` (see :func:`schedule_spec`) over ``steps`` steps; lengths x ``unit``."""
+    """The schedule ``s`` (see :func:`schedule_spec`) over ``steps`` steps, its first at step
+    ``start`` of the training (after a warmup); lengths x ``unit``, counted from step 0."""
     name = s["name"]
     if name == "onecycle":
         if steps < 3:  # too short to warm up and anneal
@@ -149,16 +153,23 @@ def _schedule(
         return sched.LambdaLR(
             optimizer, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, steps) / steps))
         )
-    if name == "step":
+    if name == "step" and not start:
         return sched.StepLR(optimizer, s["step_size"] * unit, s["gamma"])
-    if name == "multistep":
-        return sched.MultiStepLR(optimizer, [m * unit for m in s["milestones"]], s["gamma"])
+    if name in ("step", "multistep"):
+        size = s.get("step_size", 1) * unit
+        marks = [m * unit for m in s["milestones"]] if name == "multistep" else []
+        marks = marks or list(range(size, start + steps, size))
+        # from the warmup's end: milestones it passed are at 0, so they hold from the start
+        return sched.MultiStepLR(optimizer, [max(m - start, 0) for m in marks], s["gamma"])
     if name == "linear":
         return sched.LinearLR(optimizer, 1.0, s["end"], total_iters=steps)
     if name == "poly":
         return sched.PolynomialLR(optimizer, total_iters=steps, power=s["power"])
     if name == "cosine_restarts":
-        return sched.CosineAnnealingWarmRestarts(optimizer, s["period"] * unit, s["mult"])
+        restarts = sched.CosineAnnealingWarmRestarts(optimizer, s["period"] * unit, s["mult"])
+        if start:
+            restarts.step(start)  # its place in the cycles, which SequentialLR's reset keeps
+        return restarts
     assert name == "constant", name
     return None
 
@@ -176,7 +187,7 @@ def make_scheduler(
     # after it writes into the param groups; closed-form, it is exact at every step.
     warmup = sched.LambdaLR(optimizer, lambda t: min(1.0, (t + 1) / warm))
     rest = total_steps - warm
-    after = _schedule(optimizer, spec, rest, unit) if rest > 0 else None
+    after = _schedule(optimizer, spec, rest, unit, warm) if rest > 0 else None
     if after is None:
         return warmup
     return sched.SequentialLR(optimizer, [warmup, after], milestones=[warm])

@@ -16,7 +16,7 @@ from compiler.params import TrainingParams
 from compiler.settings import DEFAULT_SETTINGS
 from compiler.vocab import SCHEDULES
 from runtime.data import DataBundle, index_batches
-from runtime.engine import LR_EVERY, FitStats, TrainConfig, fit
+from runtime.engine import LR_EVERY, LR_POINTS, FitStats, TrainConfig, fit
 from runtime.fit_state import Change, LoopState
 from runtime.run.train_config import optimization
 
@@ -87,9 +87,14 @@ FORMULAS: dict[str, tuple[dict[str, Any], Callable[[int, int], float]]] = {
         lambda t, n: 0.1 ** sum(t >= m for m in (3, 7)),
     ),
     "linear": ({"end": 0.2}, lambda t, n: 1 + (0.2 - 1) * t / n),
-    "poly": ({"power": 2}, lambda t, n: (1 - t / n) ** 2),
+    "poly": ({"power": 3}, lambda t, n: (1 - t / n) ** 3),
     "cosine_restarts": ({"period": 2, "mult": 2}, lambda t, n: _restarts(t, 2, 2)),
 }
+
+
+#: Schedules with lengths: after a warmup they go on at their place counted from step 0; the
+#: others run over the steps the warmup leaves.
+PLACED = {"step", "multistep", "cosine_restarts"}
 
 
 def test_every_schedule_has_a_formula() -> None:
@@ -99,7 +104,8 @@ def test_every_schedule_has_a_formula() -> None:
 @pytest.mark.parametrize("warmup", [0, 3])
 @pytest.mark.parametrize("name", sorted(FORMULAS))
 def test_recorded_lr_follows_the_schedule(name: str, warmup: int) -> None:
-    """One step per epoch, so every step's lr is recorded; lengths count epochs (= steps)."""
+    """One step per epoch, so every step's lr is recorded; lengths count epochs (= steps)
+    from the training's start."""
     kwargs, formula = FORMULAS[name]
     stats = fit(
         _net(),
@@ -109,7 +115,10 @@ def test_recorded_lr_follows_the_schedule(name: str, warmup: int) -> None:
     steps, lrs = zip(*stats.lr_curve, strict=True)
     assert list(steps) == list(range(14))
     expected = [LR * (t + 1) / warmup for t in range(warmup)]
-    expected += [LR * formula(t, 14 - warmup) for t in range(14 - warmup)]
+    if name in PLACED:
+        expected += [LR * formula(t, 14) for t in range(warmup, 14)]
+    else:
+        expected += [LR * formula(t, 14 - warmup) for t in range(14 - warmup)]
     assert list(lrs) == pytest.approx(expected, rel=1e-6, abs=1e-12)
 
 
@@ -117,9 +126,9 @@ def test_multistep_milestone_decays_the_second_epoch() -> None:
     """``multistep(milestones=[1], gamma=0.1)`` on two epochs of 5 steps: x0.1 from epoch 2."""
     cfg = _cfg(epochs=2, schedule="multistep", schedule_kwargs={"milestones": [1]})
     curve = dict(fit(_net(), _bundle(20, 4), cfg).lr_curve)
-    assert sorted(curve) == [0, 5, 9]  # the start of each epoch and the last step
-    assert curve[0] == pytest.approx(LR)
-    assert curve[5] == pytest.approx(0.1 * curve[0]) and curve[9] == pytest.approx(curve[5])
+    assert sorted(curve) == list(range(10))  # a short training: every step
+    assert [curve[s] for s in range(5)] == pytest.approx([LR] * 5)
+    assert [curve[s] for s in range(5, 10)] == pytest.approx([0.1 * LR] * 5)
     # the same milestone in a training counted in steps is step 1
     cfg = _cfg(steps=10, schedule="multistep", schedule_kwargs={"milestones": [1]})
     curve = dict(fit(_net(), _bundle(4, 4), cfg).lr_curve)
@@ -137,13 +146,16 @@ def test_warmup_20_steps_starts_low_and_reaches_the_peak_at_step_20() -> None:
 
 
 def test_warmup_in_epochs_and_the_sparse_record() -> None:
-    """120 steps of 10 per epoch: recorded at each epoch's start, every 50 steps, the last."""
-    cfg = _cfg(epochs=12, schedule="linear", warmup_epochs=2)
-    stats = fit(_net(), _bundle(40, 4), cfg)
+    """210 steps of 7 per epoch: recorded at each epoch's start, every 50 steps, every third
+    step (about 100 points) and the last."""
+    cfg = _cfg(epochs=30, schedule="linear", warmup_epochs=2)
+    stats = fit(_net(), _bundle(28, 4), cfg)
     curve = dict(stats.lr_curve)
-    assert sorted(curve) == sorted({*range(0, 120, 10), *range(0, 120, LR_EVERY), 119})
-    assert curve[0] == pytest.approx(LR / 20) and curve[10] == pytest.approx(LR * 11 / 20)
-    assert curve[20] == pytest.approx(LR) and curve[70] == pytest.approx(LR / 2)
+    assert LR_POINTS == 100  # 210 steps: every third
+    grid = {*range(0, 210, 7), *range(0, 210, LR_EVERY), *range(0, 210, 3), 209}
+    assert sorted(curve) == sorted(grid)
+    assert curve[0] == pytest.approx(LR / 14) and curve[7] == pytest.approx(LR * 8 / 14)
+    assert curve[14] == pytest.approx(LR) and curve[112] == pytest.approx(LR / 2)
 
 
 def test_clip_grad_bounds_the_step() -> None:
@@ -234,25 +246,40 @@ def test_the_ema_keeps_zeros_and_restarts_on_new_tensors() -> None:
     assert torch.equal(fresh.weight, untrained)
 
 
-def test_resume_mid_schedule_gives_the_same_curve_and_weights() -> None:
+@pytest.mark.parametrize(
+    ("name", "kwargs", "at"),
+    [
+        ("multistep", {"milestones": [2, 4]}, 2),  # inside the warmup
+        ("multistep", {"milestones": [2, 4]}, 5),  # after it
+        ("cosine_restarts", {"period": 1, "mult": 2}, 2),
+        ("onecycle", {}, 7),
+    ],
+)
+def test_resume_mid_schedule_gives_the_same_curve_and_weights(
+    name: str, kwargs: dict[str, Any], at: int
+) -> None:
+    """Stopped at step ``at`` (a hook's checkpoint, through its plain form) and resumed: the
+    same lr curve, EMA and weights as the run that went through."""
     data = _bundle(8, 4)
-    cfg = _cfg(
-        epochs=6, schedule="multistep", schedule_kwargs={"milestones": [2, 4]}, warmup_steps=3
-    )
+    cfg = _cfg(epochs=6, schedule=name, schedule_kwargs=kwargs, warmup_steps=3)
     cfg.ema = 0.8
     cfg.clip_grad = 1.0
 
     def mark(step: int, model: nn.Module) -> Change:
-        return "weights" if step == 5 else ""  # a checkpoint at step 5
+        return "weights" if step == at else ""  # a checkpoint there
 
     spy, whole = Spy(mark), _net()
     full = fit(whole, data, cfg, spy)
     [(state, weights)] = spy.saved
-    assert state.step == 5 and state.ema is not None and len(state.lr_curve) == 3
+    assert state.step == at and state.ema is not None
+    if name == "multistep":
+        # 3 steps of warmup, x0.1 from epoch 2 (step 4), x0.01 from epoch 4 (step 8)
+        expected = [LR / 3, 2 * LR / 3, LR, LR] + [0.1 * LR] * 4 + [0.01 * LR] * 4
+        assert [lr for _, lr in full.lr_curve] == pytest.approx(expected)
     resumed = _net()
     resumed.load_state_dict(weights)
     rest = fit(resumed, data, cfg, Spy(), start=state)
-    assert rest.lr_curve == full.lr_curve and len(full.lr_curve) == 7
+    assert rest.lr_curve == full.lr_curve and len(full.lr_curve) == 12
     for k, v in whole.state_dict().items():
         assert torch.equal(resumed.state_dict()[k], v), k
 
@@ -260,7 +287,7 @@ def test_resume_mid_schedule_gives_the_same_curve_and_weights() -> None:
 def test_summary_carries_the_curves() -> None:
     stats = fit(_net(), _bundle(20, 4), _cfg(epochs=2))
     train = stats.summary()
-    assert train["lr_curve"] == [[0, LR], [5, LR], [9, LR]]
+    assert train["lr_curve"] == [[s, LR] for s in range(10)]
     assert [s for s, _ in train["loss_curve"]] == list(range(10))
     assert [v for _, v in train["loss_curve"]] == pytest.approx(stats.loss_curve)
     assert "val_curve" not in train and "best_epoch" not in train
