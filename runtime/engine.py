@@ -9,15 +9,9 @@ to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules (``one
 ``cosine``, ``constant``, ``step``, ``multistep``, ``linear``, ``poly``, ``cosine_restarts``)
 and their warmup: ``runtime/optim.py``.
 
-Every step: the lr in use is recorded (``FitStats.lr_curve``: step 0, each epoch's first step,
-every ``LR_EVERY`` steps, at least ``LR_POINTS`` steps evenly spread, the last step), the
-gradients' global norm is clipped to
-``cfg.clip_grad`` (after unscaling under fp16) before the optimizer steps, then the weight
-masks hold, then ``cfg.ema`` updates an exponential moving average of the weights and buffers
-(:class:`torch.optim.swa_utils.AveragedModel`). At the end the average's floating-point tensors
-are copied into the model (it is the training's result; the masks hold on it); a hook that
-changes the model's structure restarts the average. :class:`LoopState` carries the lr curve and
-the average, so a resumed run continues both.
+Around every step (``runtime/step_extras.py``): the lr in use is recorded
+(``FitStats.lr_curve``), the gradients are clipped to ``cfg.clip_grad``, and ``cfg.ema`` keeps
+a moving average of the weights, which is the training's result.
 
 Distillation (``cfg.distill``): the teacher runs in eval mode under ``torch.inference_mode``
 on the *same* (possibly mixed) batch the student sees. When the inputs are deterministic
@@ -44,7 +38,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runtime import distributed
 from runtime.data import DataBundle, index_batches
@@ -58,11 +51,9 @@ from runtime.optim import (
 from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
+from runtime.step_extras import StepExtras
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: ``FitStats.lr_curve`` has the lr of every epoch's first step, of every LR_EVERY-th step and
-#: of every ``ceil(steps / LR_POINTS)``-th step (a plot of it follows the schedule closely).
-LR_EVERY, LR_POINTS = 50, 100
 
 
 @dataclass
@@ -101,10 +92,9 @@ class TrainConfig:
     description: str = "train"
     #: Keep the zero entries of the model's weights zero (it was pruned by weights).
     keep_zeros: bool = False
-    #: Linear warmup from 0 to the schedule's lr over the first ``warmup_steps`` steps (0: none);
-    #: the schedule runs over the steps after it.
+    #: Linear warmup to the schedule's lr over the first ``warmup_steps`` steps, or
+    #: ``warmup_epochs`` epochs (0: none); then the schedule (``runtime/optim.py``).
     warmup_steps: int = 0
-    #: The warmup in epochs of the data (used when ``warmup_steps`` is 0).
     warmup_epochs: int = 0
     #: The global gradient norm is clipped to this before every optimizer step (None: never).
     clip_grad: float | None = None
@@ -131,9 +121,7 @@ class FitStats:
     loss_curve: list[float]
     lr_final: float
     teacher_cached: bool
-    #: ``[step, lr]``: the lr used at step 0, at the first step of every epoch, every 50th step
-    #: (``LR_EVERY``), every ``ceil(steps / 100)``-th step (``LR_POINTS``: about 100 points
-    #: however long the training) and at the last step (steps count from 0).
+    #: ``(step, lr)`` of the lr used at some steps (``runtime/step_extras.py`` says which).
     lr_curve: list[tuple[int, float]] = field(default_factory=list)
     #: The last step (from 0) of each ``loss_curve`` chunk.
     loss_steps: list[int] = field(default_factory=list)
@@ -147,21 +135,14 @@ class FitStats:
         return asdict(self)
 
     def summary(self) -> dict[str, Any]:
-        """The ``train`` fields of a stage's report entry: the loss, throughput, the lr and
-        loss curves as ``[step, value]`` pairs, and the validation curve and kept epoch when
-        there are."""
+        """The ``train`` fields of a stage's report entry (the curves as ``[step, value]``)."""
         out: dict[str, Any] = {
             "loss_first": self.loss_first,
             "loss_last": self.loss_last,
             "steps": self.steps,
             "samples_per_s": self.samples_per_s,
             "lr_curve": [[int(s), float(lr)] for s, lr in self.lr_curve],
-            "loss_curve": [
-                [int(s), float(v)]
-                for s, v in zip(
-                    self.loss_steps or range(len(self.loss_curve)), self.loss_curve, strict=True
-                )
-            ],
+            "loss_curve": [[s, v] for s, v in zip(self.loss_steps, self.loss_curve, strict=True)],
         }
         if self.val_curve:
             out["val_curve"] = list(self.val_curve)
@@ -225,13 +206,11 @@ def fit(
     spe = max(data.steps_per_epoch, 1)
     total = planned_steps(cfg.epochs, cfg.steps, spe)
     scheduler = make_scheduler(optimizer, cfg, total, spe)
-    ema = _ema(model, cfg.ema)
+    extras = StepExtras(model, cfg.clip_grad, cfg.ema, total, spe, start)
     if start is not None:
         optimizer.load_state_dict(start.optimizer)
         if scheduler is not None and start.scheduler is not None:
             scheduler.load_state_dict(start.scheduler)
-        if ema is not None and start.ema is not None:
-            ema.load_state_dict(start.ema)
     # Under torchrun (see runtime/distributed.py): DDP, each rank on its shard of every batch.
     parallel = distributed.is_distributed() and any(p.requires_grad for p in model.parameters())
     forward = _forward(model, device, parallel, cfg.compile)
@@ -269,15 +248,11 @@ def fit(
     stream = BatchStream(epoch, generator, position, data.name)
     smoothing = cfg.label_smoothing
     losses = torch.zeros(total)
-    lr_curve: list[tuple[int, float]] = []
-    every, last = max(1, -(-total // LR_POINTS)), total - 1
-    clip = cfg.clip_grad
     step = samples = 0
     if start is not None:
         torch.set_rng_state(start.rng)
         step, samples = start.step, start.samples
         losses[:step] = start.losses[:step]
-        lr_curve = [(int(s), float(lr)) for s, lr in start.lr_curve]
     progress = TrainProgress(cfg.progress, total, spe, cfg.description)
     begin = time.perf_counter()
     try:
@@ -287,7 +262,7 @@ def fit(
                 masks = WeightMasks.of(model)  # the new zeros hold from this step on
                 if change == "structure":
                     forward = _forward(model, device, parallel, cfg.compile)
-                    ema = _ema(model, cfg.ema)  # the average restarts on the new tensors
+                    extras.restart(model)  # the average restarts on the new tensors
                 if hook is not None and step > 0:
                     where, drawn = stream.position
                     hook.checkpoint(
@@ -300,8 +275,7 @@ def fit(
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             losses=losses[:step].clone(),
-                            lr_curve=list(lr_curve),
-                            ema=ema.state_dict() if ema is not None else None,
+                            **extras.state(),
                         )
                     )
             x, y, t_logits = stream.next()
@@ -330,30 +304,26 @@ def fit(
                     )
                 else:
                     loss = cross_entropy(forward(x), targets, smoothing)
-            if step % spe == 0 or step % LR_EVERY == 0 or step % every == 0 or step == last:
-                lr_curve.append((step, float(optimizer.param_groups[0]["lr"])))
+            extras.record(step, optimizer)
             optimizer.zero_grad(set_to_none=True)
             if scaler.is_enabled():
                 scaler.scale(loss).backward()
-                if hook is not None or clip is not None:
+                if hook is not None or cfg.clip_grad is not None:
                     scaler.unscale_(optimizer)
                 if hook is not None:
                     hook.after_backward(step, model)
-                if clip is not None:
-                    nn.utils.clip_grad_norm_(_trained(model), clip)
+                extras.clip(model)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
                 if hook is not None:
                     hook.after_backward(step, model)
-                if clip is not None:
-                    nn.utils.clip_grad_norm_(_trained(model), clip)
+                extras.clip(model)
                 optimizer.step()
             if masks:
                 masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
-            if ema is not None:
-                ema.update_parameters(model)
+            extras.update(model)
             if scheduler is not None:
                 scheduler.step()
             losses[step] = loss.detach()
@@ -364,39 +334,13 @@ def fit(
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
-    if ema is not None:
-        _take_average(model, ema)
-        if masks:
-            masks.apply()
+    extras.finish(model, masks)
     if parallel:
         distributed.broadcast_buffers(model)
     wall = time.perf_counter() - begin
     stats = _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
-    stats.lr_curve = lr_curve
+    stats.lr_curve = extras.lr_curve
     return stats
-
-
-def _trained(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
-    """An exponential moving average of ``model``'s weights and buffers (BN statistics)."""
-    if decay is None:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-@torch.no_grad()
-def _take_average(model: nn.Module, ema: AveragedModel) -> None:
-    """The average's floating-point tensors into ``model`` (counters such as BN's
-    ``num_batches_tracked`` stay the model's); nothing before its first update."""
-    if int(ema.n_averaged) == 0:
-        return
-    averaged = ema.module.state_dict()
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point():
-            tensor.copy_(averaged[name])
 
 
 def _stats(

@@ -16,9 +16,10 @@ from compiler.params import TrainingParams
 from compiler.settings import DEFAULT_SETTINGS
 from compiler.vocab import SCHEDULES
 from runtime.data import DataBundle, index_batches
-from runtime.engine import LR_EVERY, LR_POINTS, FitStats, TrainConfig, fit
+from runtime.engine import FitStats, TrainConfig, fit
 from runtime.fit_state import Change, LoopState
 from runtime.run.train_config import optimization
+from runtime.step_extras import LR_EVERY, LR_POINTS
 
 LR = 0.5
 
