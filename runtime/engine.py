@@ -5,8 +5,13 @@
 
 Defaults (chosen so that a 2-epoch run on ``mnist10k`` gets a convnet past 95%): AdamW with
 ``lr=5e-3, weight_decay=5e-4`` and a one-cycle schedule stepped every batch. ``sgd`` defaults
-to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules: ``onecycle``,
-``cosine``, ``constant``, ``step`` (``step_size`` in epochs, ``gamma``).
+to ``lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True``. Schedules (``onecycle``,
+``cosine``, ``constant``, ``step``, ``multistep``, ``linear``, ``poly``, ``cosine_restarts``)
+and their warmup: ``runtime/optim.py``.
+
+Around every step (``runtime/step_extras.py``): the lr in use is recorded
+(``FitStats.lr_curve``), the gradients are clipped to ``cfg.clip_grad``, and ``cfg.ema`` keeps
+a moving average of the weights, which is the training's result.
 
 Distillation (``cfg.distill``): the teacher runs in eval mode under ``torch.inference_mode``
 on the *same* (possibly mixed) batch the student sees. When the inputs are deterministic
@@ -46,6 +51,7 @@ from runtime.optim import (
 from runtime.progress import TrainProgress
 from runtime.seeding import seed_everything
 from runtime.sparsity import WeightMasks
+from runtime.step_extras import StepExtras
 from runtime.validation import EpochValidation
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -87,9 +93,10 @@ class TrainConfig:
     description: str = "train"
     #: Keep the zero entries of the model's weights zero (it was pruned by weights).
     keep_zeros: bool = False
-    #: Linear warmup from 0 to the schedule's lr over the first ``warmup_steps`` steps (0: none);
-    #: the schedule runs over the steps after it.
+    #: Linear warmup to the schedule's lr over the first ``warmup_steps`` steps, or
+    #: ``warmup_epochs`` epochs (0: none); then the schedule (``runtime/optim.py``).
     warmup_steps: int = 0
+    warmup_epochs: int = 0
     #: The global gradient norm is clipped to this before every optimizer step (None: never).
     clip_grad: float | None = None
     #: Decay of an exponential moving average of the weights; the average is the result.
@@ -115,8 +122,10 @@ class FitStats:
     loss_curve: list[float]
     lr_final: float
     teacher_cached: bool
-    #: ``[step, lr]`` at every epoch boundary and every 50 steps (and the last step).
+    #: ``(step, lr)`` of the lr used at some steps (``runtime/step_extras.py`` says which).
     lr_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: The last step (from 0) of each ``loss_curve`` chunk.
+    loss_steps: list[int] = field(default_factory=list)
     #: Per epoch on the validation split (when the data has one): ``{"epoch", "accuracy",
     #: "loss"}``.
     val_curve: list[dict[str, float]] = field(default_factory=list)
@@ -127,13 +136,20 @@ class FitStats:
         return asdict(self)
 
     def summary(self) -> dict[str, Any]:
-        """The ``train`` fields of a stage's report entry."""
-        return {
+        """The ``train`` fields of a stage's report entry (the curves as ``[step, value]``)."""
+        out: dict[str, Any] = {
             "loss_first": self.loss_first,
             "loss_last": self.loss_last,
             "steps": self.steps,
             "samples_per_s": self.samples_per_s,
+            "lr_curve": [[int(s), float(lr)] for s, lr in self.lr_curve],
+            "loss_curve": [[s, v] for s, v in zip(self.loss_steps, self.loss_curve, strict=True)],
         }
+        if self.val_curve:
+            out["val_curve"] = list(self.val_curve)
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
+        return out
 
 
 def planned_steps(epochs: int | None, steps: int | None, steps_per_epoch: int) -> int:
@@ -191,6 +207,7 @@ def fit(
     spe = max(data.steps_per_epoch, 1)
     total = planned_steps(cfg.epochs, cfg.steps, spe)
     scheduler = make_scheduler(optimizer, cfg, total, spe)
+    extras = StepExtras(model, cfg.clip_grad, cfg.ema, total, spe, start)
     # Validation at epoch ends and `keep best` (runtime/validation.py).
     validation = EpochValidation(data, cfg.keep_best, spe)
     if start is not None:
@@ -250,6 +267,7 @@ def fit(
                 masks = WeightMasks.of(model)  # the new zeros hold from this step on
                 if change == "structure":
                     forward = _forward(model, device, parallel, cfg.compile)
+                    extras.restart(model)  # the average restarts on the new tensors
                 if hook is not None and step > 0:
                     where, drawn = stream.position
                     hook.checkpoint(
@@ -263,6 +281,7 @@ def fit(
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             losses=losses[:step].clone(),
                             validation=validation.state_dict(),
+                            **extras.state(),
                         )
                     )
             x, y, t_logits = stream.next()
@@ -291,21 +310,26 @@ def fit(
                     )
                 else:
                     loss = cross_entropy(forward(x), targets, smoothing)
+            extras.record(step, optimizer)
             optimizer.zero_grad(set_to_none=True)
             if scaler.is_enabled():
                 scaler.scale(loss).backward()
-                if hook is not None:
+                if hook is not None or cfg.clip_grad is not None:
                     scaler.unscale_(optimizer)
+                if hook is not None:
                     hook.after_backward(step, model)
+                extras.clip(model)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
                 if hook is not None:
                     hook.after_backward(step, model)
+                extras.clip(model)
                 optimizer.step()
             if masks:
                 masks.apply()  # pruned entries stay zero (runtime/sparsity.py)
+            extras.update(model, masks)
             if scheduler is not None:
                 scheduler.step()
             losses[step] = loss.detach()
@@ -313,16 +337,21 @@ def fit(
             step += 1
             progress.update(step, losses)
             if validation.boundary(step, total):
-                validation.epoch_end(step, model)  # the model that will be the result
+                # the model that will be the result: the weights' average under `ema`
+                validation.epoch_end(step, extras.result(model))
     finally:
         progress.close(step)
         if teacher is not None:
             teacher.train(teacher_was_training)
+    extras.finish(model, masks)  # ema: the average is the result
     best_epoch = validation.finish(model)  # keep best: the best epoch's weights
+    if masks and best_epoch is not None:
+        masks.apply()
     if parallel:
         distributed.broadcast_buffers(model)
     wall = time.perf_counter() - begin
     stats = _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats.lr_curve = extras.lr_curve
     stats.val_curve, stats.best_epoch = validation.curve, best_epoch
     return stats
 
@@ -336,7 +365,9 @@ def _stats(
     optimizer: torch.optim.Optimizer,
     cached: bool,
 ) -> FitStats:
-    chunks = [c.mean().item() for c in losses.chunk(min(50, max(steps, 1)))] if steps else []
+    parts = losses.chunk(min(50, max(steps, 1))) if steps else ()
+    chunks = [c.mean().item() for c in parts]
+    ends = torch.tensor([len(c) for c in parts], dtype=torch.long).cumsum(0) - 1
     return FitStats(
         steps=steps,
         epochs=steps / spe,
@@ -347,6 +378,7 @@ def _stats(
         loss_last=float(losses[-1]) if steps else math.nan,
         loss_mean=float(losses.mean()) if steps else math.nan,
         loss_curve=chunks,
+        loss_steps=ends.tolist(),
         lr_final=float(optimizer.param_groups[0]["lr"]),
         teacher_cached=cached,
     )

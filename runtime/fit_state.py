@@ -21,8 +21,9 @@ True
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 import torch
@@ -94,9 +95,15 @@ class LoopState:
     #: The validation curve so far and the ``keep best`` choice with its weights
     #: (:meth:`runtime.validation.EpochValidation.state_dict`); None without a validation split.
     validation: dict[str, Any] | None = None
+    #: ``FitStats.lr_curve`` so far.
+    lr_curve: list[tuple[int, float]] = field(default_factory=list)
+    #: The weights' moving average (``AveragedModel.state_dict()``) when the training keeps one.
+    ema: dict[str, Any] | None = None
 
     def to_plain(self) -> dict[str, Any]:
-        return asdict(self)
+        # deepcopy, not dataclasses.asdict: asdict rebuilds a dict subclass from its items, and
+        # the Counter of MultiStepLR's milestones came back counting (milestone, 1) pairs
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
 
     @staticmethod
     def from_plain(data: dict[str, Any]) -> LoopState:

@@ -139,3 +139,16 @@ def trained_points(report: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         points.append({**last, "label": stage_label(passes)})
     return points
+
+
+def training_passes(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of training passes that recorded their curves (``train.lr_curve`` or
+    ``train.loss_curve``), in plan order, each with a ``label`` (``2 distill``)."""
+    out = []
+    for e in report["stages"]:
+        train = e.get("train")
+        if not isinstance(train, dict) or not (train.get("lr_curve") or train.get("loss_curve")):
+            continue
+        number = pass_number(e)
+        out.append({**e, "label": f"{number} {e['op']}" if number is not None else str(e["op"])})
+    return out

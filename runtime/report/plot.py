@@ -8,7 +8,11 @@ zoomed to those points: an untrained input model (10% on ten classes) is listed 
 plot instead of squashing the trained ones into one line. A panel below follows the same
 points in plan order: their accuracy (markers, left axis, the same zoom) in front of the
 model's sparsity (grey bars, right axis, 0-100%, labelled with the value and the N:M pattern
-and its conformance where there is one). Uses matplotlib's Agg backend.
+and its conformance where there is one). When training passes recorded their curves, a last
+row follows the run's training steps, pass after pass (dotted lines between passes, each
+labelled): the learning rate actually used (log scale when it spans decades), and the train
+loss with the validation accuracy (right axis, per epoch, the kept epoch starred) when the data
+has a validation split. Uses matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -175,6 +179,92 @@ def _sparsity_panel(
     return bars
 
 
+def _model_colours(report: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, str]:
+    """Each model's colour, as in the panels above (by first appearance among the points)."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = list(dict.fromkeys(p["model"] for p in points))
+    models += [e["model"] for e in report["stages"] if e["model"] not in models]
+    return {m: colours[i % len(colours)] for i, m in enumerate(dict.fromkeys(models))}
+
+
+def _val_points(train: dict[str, Any]) -> list[tuple[float, float, bool]]:
+    """(run-relative step, accuracy %, kept) of each validated epoch: epoch e of E ends at
+    e/E of the pass's steps."""
+    val = [v for v in train.get("val_curve") or [] if v.get("accuracy") is not None]
+    if not val:
+        return []
+    epochs = max(int(v["epoch"]) for v in val)
+    steps = int(train.get("steps") or 0)
+    best = train.get("best_epoch")
+    return [
+        (int(v["epoch"]) * steps / epochs - 1, 100 * float(v["accuracy"]), v["epoch"] == best)
+        for v in val
+    ]
+
+
+def _training_panels(
+    lr_ax: Any, loss_ax: Any, passes: list[dict[str, Any]], colours: dict[str, str]
+) -> Any:
+    """The lr and the loss (and validation accuracy) of every training pass, end to end;
+    returns the validation axis, or None."""
+    offset = 0
+    lrs: list[float] = []
+    val_ax = None
+    for e in passes:
+        train, colour = e["train"], colours.get(e["model"], "0.3")
+        lr = train.get("lr_curve") or []
+        if lr:
+            xs = [offset + s for s, _ in lr]  # the recorded steps, marked
+            lr_ax.plot(xs, [v for _, v in lr], "-o", color=colour, lw=1.3, ms=2.5)
+            lrs += [v for _, v in lr]
+        loss = train.get("loss_curve") or []
+        if loss:
+            loss_ax.plot(
+                [offset + s for s, _ in loss], [v for _, v in loss], "-", color=colour, lw=1.2
+            )
+        val = _val_points(train)
+        if val:
+            val_ax = val_ax or loss_ax.twinx()
+            xs, ys = [offset + x for x, _, _ in val], [y for _, y, _ in val]
+            val_ax.plot(xs, ys, "--o", color=colour, ms=4, lw=0.9, alpha=0.8)
+            kept = [(x, y) for x, (_, y, k) in zip(xs, val, strict=True) if k]
+            if kept:
+                val_ax.plot(*zip(*kept, strict=True), "*", ms=13, color=colour, mec="black")
+        for ax in (lr_ax, loss_ax):
+            if offset:
+                ax.axvline(offset - 0.5, color="0.6", ls=":", lw=0.9)
+            ax.text(
+                offset,
+                1.0,
+                f" {e['label']}",
+                transform=ax.get_xaxis_transform(),
+                fontsize=7,
+                color="0.3",
+                va="top",
+                ha="left",
+                clip_on=True,
+            )
+        offset += int(train.get("steps") or 0)
+    positive = [v for v in lrs if v > 0]
+    if positive and max(positive) / min(positive) > 30:
+        lr_ax.set_yscale("log")
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_title("learning rate used, per step, training pass after pass", fontsize=9)
+    loss_ax.set_ylabel("train loss")
+    loss_ax.set_title(
+        "train loss" + (" and validation accuracy (dashed, * kept)" if val_ax else ""), fontsize=9
+    )
+    if val_ax is not None:
+        val_ax.set_ylabel("val top-1 (%)")
+    for ax in (lr_ax, loss_ax):
+        ax.set_xlabel("training step of the run")
+        ax.set_xlim(-0.5, max(offset, 1) - 0.5)
+        ax.grid(True, alpha=0.3)
+    return val_ax
+
+
 def _legend(fig: Any, report: dict[str, Any], points: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -201,7 +291,7 @@ def _legend(fig: Any, report: dict[str, Any], points: list[dict[str, Any]]) -> N
     fig.legend(
         handles=handles,
         loc="upper center",
-        bbox_to_anchor=(0.5, 0.955),
+        bbox_to_anchor=(0.5, 1 - 0.045 * 7.4 / fig.get_figheight()),
         ncol=min(len(handles), 5),  # wraps into rows rather than run off the figure
         fontsize=9,
         frameon=False,
@@ -227,8 +317,10 @@ def draw(report: dict[str, Any]) -> Any:
     shown = [e for e in inputs if 100 * e["accuracy"] >= low]
     hidden = [e for e in inputs if 100 * e["accuracy"] < low]
 
-    fig = plt.figure(figsize=(11, 7.4))
-    grid = fig.add_gridspec(2, 2, height_ratios=(4.8, 2.4))
+    training = f.training_passes(report)
+    rows = (4.8, 2.4, 2.4) if training else (4.8, 2.4)
+    fig = plt.figure(figsize=(11, sum(rows) + 0.2))
+    grid = fig.add_gridspec(len(rows), 2, height_ratios=rows)
     axes = [fig.add_subplot(grid[0, 0])]
     axes.append(fig.add_subplot(grid[0, 1], sharey=axes[0]))
     axes[1].tick_params(labelleft=False)
@@ -242,13 +334,18 @@ def draw(report: dict[str, Any]) -> Any:
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("top-1 accuracy (%)")
     _sparsity_panel(fig.add_subplot(grid[1, :]), points, report, (low, high))
+    if training:
+        lr_ax = fig.add_subplot(grid[2, 0])
+        loss_ax = fig.add_subplot(grid[2, 1], sharex=lr_ax)
+        _training_panels(lr_ax, loss_ax, training, _model_colours(report, points))
     _legend(fig, report, points)
     fig.suptitle(
         f"kdr: {report['recipe']}: accuracy against size and latency, and sparsity, "
-        "one point per stage"
+        "one point per stage" + (", and the training curves" if training else "")
     )
     fig.text(0.5, 0.01, _footnote(report, hidden), ha="center", fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.935))
+    top = 1 - 0.065 * 7.4 / (sum(rows) + 0.2)  # the title and the legend keep their height
+    fig.tight_layout(rect=(0, 0.03 * 7.4 / (sum(rows) + 0.2), 1, top))
     fig.canvas.draw()  # labels are placed in display coordinates, once the layout is final
     for ax, spots in panels:
         lbl.place(ax, **spots)

@@ -1,27 +1,73 @@
-"""Maps a training pass of the plan (settings + :class:`TrainingParams`) to the engine's config."""
+"""Maps a training pass of the plan (settings + :class:`TrainingParams`) to the engine's config.
+
+The recipe's ``set optimizer`` / ``set schedule`` (``settings["optimizer"]`` /
+``settings["schedule"]``, plain dicts of :class:`~compiler.optim_params.OptimizerSpec` /
+:class:`~compiler.optim_params.LrSchedule` fields, the schedule's warmup nested in it) are every
+training's defaults. A training's own ``with optimizer`` / ``with schedule`` replaces them (a
+schedule with its own warmup or none), ``with warmup`` replaces the warmup, ``with
+weight_decay`` / ``with lr`` the optimizer's value: for that training only.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from compiler.ops import training_of
+from compiler.optim_params import Warmup
+from compiler.params import TrainingParams
 from compiler.plan import PlanPass
 from runtime.engine import DistillConfig, TrainConfig
 from runtime.run.context import RunContext
 from runtime.run.inputs import pass_seed
 
 
-def optimizer_settings(settings: dict) -> tuple[str, dict]:
-    opt = dict(settings["optimizer"])
+def optimizer_settings(settings: dict, params: TrainingParams | None = None) -> tuple[str, dict]:
+    """The optimizer's name and keyword arguments: the training's own, else the recipe's."""
+    if params is not None and params.optimizer is not None:
+        opt = params.optimizer.model_dump(exclude_none=True)
+    else:
+        opt = dict(settings["optimizer"])
+    if params is not None and params.weight_decay is not None:
+        opt["weight_decay"] = params.weight_decay
     if "beta1" in opt or "beta2" in opt:  # the recipe names them; AdamW takes a pair
         opt["betas"] = (opt.pop("beta1", 0.9), opt.pop("beta2", 0.999))
     return opt.pop("name"), opt
+
+
+def schedule_settings(settings: dict, params: TrainingParams) -> tuple[str, dict, Warmup | None]:
+    """The schedule's name, its arguments and its warmup: the training's own, else the
+    recipe's."""
+    if params.schedule is not None:
+        sched = params.schedule.model_dump(exclude_none=True)
+    else:
+        sched = dict(settings["schedule"])
+    own = sched.pop("warmup", None)
+    warmup = params.warmup or (Warmup.model_validate(own) if own is not None else None)
+    return sched.pop("name"), sched, warmup
+
+
+def optimization(settings: dict, params: TrainingParams) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of how a training optimizes (see the module docstring)."""
+    optimizer, optimizer_kwargs = optimizer_settings(settings, params)
+    schedule, schedule_kwargs, warmup = schedule_settings(settings, params)
+    return {
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "lr": params.lr,
+        "schedule": schedule,
+        "schedule_kwargs": schedule_kwargs,
+        "warmup_steps": (warmup.steps or 0) if warmup is not None else 0,
+        "warmup_epochs": (warmup.epochs or 0) if warmup is not None else 0,
+        "clip_grad": params.clip_grad,
+        "ema": params.ema,
+        "keep_best": params.keep_best,
+    }
 
 
 def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
     params = training_of(p.params)
     assert params is not None
     settings = ctx.plan.settings
-    optimizer, optimizer_kwargs = optimizer_settings(settings)
-    sched = dict(settings["schedule"])
     distill = None
     if params.distill is not None:
         d = params.distill
@@ -31,11 +77,7 @@ def train_config(ctx: RunContext, p: PlanPass, index: int) -> TrainConfig:
     return TrainConfig(
         epochs=params.epochs,
         steps=params.steps,
-        optimizer=optimizer,
-        optimizer_kwargs=optimizer_kwargs,
-        lr=params.lr,
-        schedule=sched.pop("name"),
-        schedule_kwargs=sched,
+        **optimization(settings, params),
         label_smoothing=params.label_smoothing,
         mixup=params.mixup,
         cutmix=params.cutmix,

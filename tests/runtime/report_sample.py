@@ -93,3 +93,36 @@ def sparse_report() -> dict[str, Any]:
     report["stages"] = stages
     report["final"] = {e["model"]: e for e in stages}
     return report
+
+
+def _curves(steps: int, peak: float, milestones: tuple[int, ...], loss0: float) -> dict[str, Any]:
+    """A training entry's ``train`` fields: warmup 10 steps then x0.1 at each milestone."""
+    lr_steps = sorted({0, steps - 1, *range(0, steps, 25), *range(0, steps, 50)})
+
+    def lr(s: int) -> float:
+        return peak * (s + 1) / 10 if s < 10 else peak * 0.1 ** sum(s >= m for m in milestones)
+
+    return {
+        "loss_first": loss0,
+        "loss_last": loss0 / 8,
+        "steps": steps,
+        "samples_per_s": 2000.0,
+        "lr_curve": [[s, lr(s)] for s in lr_steps],
+        "loss_curve": [[s, loss0 / (1 + s / 20)] for s in range(4, steps, 5)],
+    }
+
+
+def training_report() -> dict[str, Any]:
+    """``sample_report`` whose training passes recorded their curves; the student's distill
+    validated every epoch (4 of 25 steps) and kept its third."""
+    report = sample_report()
+    by_id = {e["pass_id"]: e for e in report["stages"]}
+    by_id["000-train-teacher"]["train"] = _curves(100, 5e-3, (50, 75), 2.3)
+    distill = _curves(100, 5e-3, (60,), 3.0)
+    distill["val_curve"] = [
+        {"epoch": e, "accuracy": a, "loss": 1 - a} for e, a in enumerate((0.9, 0.95, 0.97, 0.96), 1)
+    ]
+    distill["best_epoch"] = 3
+    by_id["001-distill-student"]["train"] = distill
+    by_id["004-distill-student"]["train"] = _curves(50, 1e-3, (), 0.8)
+    return report

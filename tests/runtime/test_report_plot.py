@@ -109,3 +109,28 @@ def test_sparsity_is_drawn_beside_accuracy_per_stage(sample: Any) -> None:
         assert ys == [[98.3], [97.5, 97.21, 97.02]]
     finally:
         plt.close(fig)
+
+
+def test_training_curves_follow_the_run_pass_after_pass(sample: Any, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    assert fields.training_passes(sample.sample_report()) == []  # no curves row then
+    report = sample.training_report()
+    fig = draw(report)
+    try:
+        fig.savefig(tmp_path / "report.png", dpi=60)
+        lr, loss, val = fig.axes[4:]
+        assert lr.get_yscale() == "log"  # 5e-3 down to 5e-5: decades
+        lines = [line for line in lr.get_lines() if line.get_linestyle() == "-"]  # not separators
+        assert [float(line.get_xdata()[0]) for line in lines] == [0, 100, 200]  # end to end
+        first = report["stages"][2]["train"]["lr_curve"]
+        assert list(lines[0].get_ydata()) == [v for _, v in first]
+        assert [t.get_text().strip() for t in lr.texts] == ["1 train", "2 distill", "5 distill"]
+        assert len([line for line in loss.get_lines() if line.get_linestyle() == "-"]) == 3
+        # validation: epoch e of 4 ends at step 25e - 1 of the distill (from 100); 3 is kept
+        dashed, star = val.get_lines()
+        assert list(dashed.get_xdata()) == [124, 149, 174, 199]
+        assert list(star.get_xdata()) == [174] and list(star.get_ydata()) == [97.0]
+        assert val.get_ylabel() == "val top-1 (%)"
+    finally:
+        plt.close(fig)

@@ -73,7 +73,9 @@ def test_lr_override_and_bad_options(small: DataBundle) -> None:
     assert stats.lr_final == pytest.approx(0.123)
     for cfg in (
         TrainConfig(steps=1, optimizer="rmsprop"),
-        TrainConfig(steps=1, schedule="poly"),
+        TrainConfig(steps=1, schedule="spline"),
+        TrainConfig(steps=1, schedule="step", schedule_kwargs={"gamma": 2.0}),
+        TrainConfig(steps=1, schedule="multistep"),  # no milestones
         TrainConfig(steps=1, precision="fp8"),
         TrainConfig(steps=1, optimizer_kwargs={"nonsense": 1}),
     ):
