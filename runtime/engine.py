@@ -31,9 +31,8 @@ the same global batch and keeps ``batch[rank::world_size]``, so the per-rank bat
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,6 +41,7 @@ from torch import nn
 from runtime import distributed
 from runtime.data import DataBundle, index_batches
 from runtime.fit_state import BatchStream, FitHook, LoopState
+from runtime.fit_stats import FitStats, stats_of
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
 from runtime.optim import (
     make_optimizer,
@@ -104,52 +104,6 @@ class TrainConfig:
     #: ``"accuracy"`` or ``"loss"``: the weights of the best epoch on the validation split are
     #: the result (the data must have one).
     keep_best: str | None = None
-
-
-@dataclass
-class FitStats:
-    """What a :func:`fit` call did: loss curve summary, steps, wall time, throughput."""
-
-    steps: int
-    epochs: float
-    samples: int
-    wall_s: float
-    samples_per_s: float
-    loss_first: float
-    loss_last: float
-    loss_mean: float
-    #: Mean loss over (at most) 50 equal chunks of the run, in order.
-    loss_curve: list[float]
-    lr_final: float
-    teacher_cached: bool
-    #: ``(step, lr)`` of the lr used at some steps (``runtime/step_extras.py`` says which).
-    lr_curve: list[tuple[int, float]] = field(default_factory=list)
-    #: The last step (from 0) of each ``loss_curve`` chunk.
-    loss_steps: list[int] = field(default_factory=list)
-    #: Per epoch on the validation split (when the data has one): ``{"epoch", "accuracy",
-    #: "loss"}``.
-    val_curve: list[dict[str, float]] = field(default_factory=list)
-    #: The epoch (1-based) whose weights ``keep_best`` kept.
-    best_epoch: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> dict[str, Any]:
-        """The ``train`` fields of a stage's report entry (the curves as ``[step, value]``)."""
-        out: dict[str, Any] = {
-            "loss_first": self.loss_first,
-            "loss_last": self.loss_last,
-            "steps": self.steps,
-            "samples_per_s": self.samples_per_s,
-            "lr_curve": [[int(s), float(lr)] for s, lr in self.lr_curve],
-            "loss_curve": [[s, v] for s, v in zip(self.loss_steps, self.loss_curve, strict=True)],
-        }
-        if self.val_curve:
-            out["val_curve"] = list(self.val_curve)
-        if self.best_epoch is not None:
-            out["best_epoch"] = self.best_epoch
-        return out
 
 
 def planned_steps(epochs: int | None, steps: int | None, steps_per_epoch: int) -> int:
@@ -350,38 +304,10 @@ def fit(
     if parallel:
         distributed.broadcast_buffers(model)
     wall = time.perf_counter() - begin
-    stats = _stats(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
+    stats = stats_of(losses[:step], step, samples, wall, spe, optimizer, cached is not None)
     stats.lr_curve = extras.lr_curve
     stats.val_curve, stats.best_epoch = validation.curve, best_epoch
     return stats
-
-
-def _stats(
-    losses: torch.Tensor,
-    steps: int,
-    samples: int,
-    wall: float,
-    spe: int,
-    optimizer: torch.optim.Optimizer,
-    cached: bool,
-) -> FitStats:
-    parts = losses.chunk(min(50, max(steps, 1))) if steps else ()
-    chunks = [c.mean().item() for c in parts]
-    ends = torch.tensor([len(c) for c in parts], dtype=torch.long).cumsum(0) - 1
-    return FitStats(
-        steps=steps,
-        epochs=steps / spe,
-        samples=samples,
-        wall_s=wall,
-        samples_per_s=samples / wall if wall > 0 else 0.0,
-        loss_first=float(losses[0]) if steps else math.nan,
-        loss_last=float(losses[-1]) if steps else math.nan,
-        loss_mean=float(losses.mean()) if steps else math.nan,
-        loss_curve=chunks,
-        loss_steps=ends.tolist(),
-        lr_final=float(optimizer.param_groups[0]["lr"]),
-        teacher_cached=cached,
-    )
 
 
 def _device_of(model: nn.Module) -> torch.device:
