@@ -18,7 +18,7 @@ from compiler.optim_values import optimizer_spec, schedule_spec
 from compiler.values import did_you_mean, unknown
 from compiler.vocab import DURATION_UNITS, KEEP_BEST_BY, MODIFIERS
 from recipe_lang import ast
-from recipe_lang.diagnostics import Note, Span, error, warning
+from recipe_lang.diagnostics import Diagnostic, Note, Span, error, warning
 
 #: Numeric modifiers: (low, high, low_open, high_open).
 NUMERIC: dict[str, tuple[float | None, float | None, bool, bool]] = {
@@ -318,4 +318,27 @@ def _report(
             *(notes if recipe_span is not None else []),
             _help(f"{fix}; or give this training its own: `with schedule cosine`"),
         )
+    )
+
+
+def warmup_misfit(own: bool, warmup_steps: int, total_steps: int) -> Diagnostic:
+    """The run-time form of the check above, in steps (the preflight knows the data's steps per
+    epoch): KDR107 for a training's own warmup, KDR108 (a warning) for the recipe's."""
+    why = (
+        f"a warmup of {_count(warmup_steps, 'steps')} is not shorter than this training "
+        f"({_count(total_steps, 'steps')} with this data): the learning rate never reaches its peak"
+    )
+    fix = f"warm up for less (`warmup {max(total_steps // 4, 1)} steps`) or train longer"
+    if own:
+        return error(
+            "KDR107",
+            f"the learning-rate schedule does not fit its training: {why}",
+            None,
+            _help(fix),
+        )
+    return warning(
+        "KDR108",
+        f"the recipe's learning-rate schedule does not fit this training: {why}",
+        None,
+        _help(f"{fix}; or give this training its own: `with schedule cosine`"),
     )

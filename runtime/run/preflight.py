@@ -18,6 +18,7 @@ from compiler.ops import (
     PruneWeightsGradualParams,
     training_of,
 )
+from compiler.optim_params import Warmup
 from compiler.plan import Plan, PlanPass
 from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
 from runtime.data import DataBundle
@@ -63,7 +64,36 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
     diags += _check_traceable(plan, store)
     diags += _check_schedules(plan, data)
     diags += _check_keep_best(plan, data)
+    diags += _check_warmups(plan, data)
     return diags
+
+
+def _check_warmups(plan: Plan, data: DataBundle) -> list[Diagnostic]:
+    """KDR107 (the training's own) / KDR108 (the recipe's ``set schedule``, a warning) before any
+    training: a warmup in other units than its training (``warmup 500 steps`` on ``for 2
+    epochs``) is shorter than the training with this data's steps per epoch (the compiler checks
+    warmups in the training's own units)."""
+    from compiler.lower.modifiers import warmup_misfit
+    from runtime.engine import planned_steps
+
+    out: list[Diagnostic] = []
+    spe = max(data.steps_per_epoch, 1)
+    recipe = plan.settings.get("schedule") or {}
+    for p in plan.passes:
+        t = training_of(p.params)
+        if t is None:
+            continue
+        own = t.warmup is not None or t.schedule is not None
+        warmup = t.warmup or (t.schedule.warmup if t.schedule is not None else None)
+        if warmup is None and not own and recipe.get("warmup"):
+            warmup = Warmup.model_validate(recipe["warmup"])
+        if warmup is None or (warmup.steps is None) == (t.steps is None):
+            continue  # none, or in the training's units (the compiler checked it)
+        total = planned_steps(t.epochs, t.steps, spe)
+        length = warmup.steps if warmup.steps is not None else (warmup.epochs or 0) * spe
+        if length >= total:
+            out += with_span([warmup_misfit(own, length, total)], p)
+    return out
 
 
 def _check_keep_best(plan: Plan, data: DataBundle) -> list[Diagnostic]:
