@@ -74,3 +74,22 @@ def test_the_oneliner_runs_with_a_pretrained_teacher_on_the_data_classes(
         ("quant.convert", "student"),
     ]
     assert (run_dir / "report.md").exists() and (run_dir / "report.png").exists()
+
+
+@pytest.mark.slow
+def test_schedules_recipe_runs_its_schedules_ema_and_keep_best(tmp_path: Path) -> None:
+    """recipes/schedules.kdr on small data (11 steps an epoch): each training keeps a best epoch
+    or not as written, and the prune's recovery runs its own sgd with its 10-step warmup."""
+    run_dir = tmp_path / "run"
+    data = "mnist10k(batch_size=64, limit=832, eval_limit=128, val=128)"
+    args = [str(ROOT / "recipes" / "schedules.kdr"), "--data", data]
+    assert main(["run", *args, "--run-dir", str(run_dir), "--quiet"]) == 0
+    trainings = [s["train"] for s in _report(run_dir) if s.get("train")]
+    teacher, student, recovery = trainings
+    for kept in (teacher, student):
+        assert len(kept["val_curve"]) == 3 and 1 <= kept["best_epoch"] <= 3
+    by_loss = min(student["val_curve"], key=lambda e: e["loss"])["epoch"]
+    assert student["best_epoch"] == by_loss  # `keep best by loss`
+    assert "best_epoch" not in recovery
+    lr = {int(s): v for s, v in recovery["lr_curve"]}
+    assert lr[0] <= 0.01 / 10 + 1e-12 and lr[10] == pytest.approx(0.01, rel=1e-3)

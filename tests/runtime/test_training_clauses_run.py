@@ -17,7 +17,8 @@ set schedule = multistep(milestones=[1], gamma=0.1)
 data = mnist10k(batch_size=64, limit=640, eval_limit=128, val=128)
 model student = convnet(width=8)
 train student for 2 epochs
-then train student for 2 epochs with optimizer sgd(lr=0.01, momentum=0.9), warmup 4 steps, ema 0.9, keep best
+then train student for 2 epochs with optimizer sgd(lr=0.01, momentum=0.9), warmup 4 steps,
+    ema 0.9, keep best
 then train student for 2 epochs
 then evaluate student
 """
