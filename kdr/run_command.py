@@ -82,6 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=quiet,
         progress=not quiet,
         device=args.device,
+        warn=lambda ds: print(
+            render_all([d.with_file(plan.source.path) for d in ds], sources), file=sys.stderr
+        ),
     )
     try:
         report = run(RunRequest(plan=plan, options=options))

@@ -50,6 +50,8 @@ def prepare(request: RunRequest) -> RunContext:
     diagnostics = preflight(plan, data, store)
     if any(d.is_error for d in diagnostics):
         raise KdrError(diagnostics)
+    if diagnostics and options.warn is not None and distributed.is_main():
+        options.warn(diagnostics)
     return ctx
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.plan import Plan
+from recipe_lang.diagnostics import Diagnostic
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class RunOptions:
     progress: bool = False
     #: Overrides the plan's ``set device`` (``--device``); None keeps the plan's.
     device: str | None = None
+    #: Shown the preflight's warnings (KDR108: the recipe's warmup is longer than a training
+    #: with this data) before any training; None: they are not shown.
+    warn: Callable[[list[Diagnostic]], None] | None = None
 
 
 @dataclass(frozen=True)

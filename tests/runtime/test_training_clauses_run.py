@@ -89,3 +89,6 @@ def test_a_warmup_in_other_units_is_checked_with_the_datas_steps(
     out = capsys.readouterr()
     assert code in out.out + out.err
     assert status == (1 if "error" in code else 0)
+    if "warning" in code:  # `kdr run` shows it too, before training (its runs are 1 epoch)
+        assert main(["run", str(recipe), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
+        assert code in capsys.readouterr().err
