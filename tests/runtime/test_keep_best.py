@@ -248,3 +248,18 @@ def test_keep_best_after_sigkill_inside_a_training_makes_the_same_choice(tmp_pat
     assert resumed.best_epoch == whole.best_epoch is not None and whole.best_epoch >= 2
     for a, b in zip(model.state_dict().values(), whole_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_under_ema_the_average_is_what_is_validated_and_kept() -> None:
+    """With `ema`, the training's result is the weights' average: each epoch's validation scores
+    the average (the last epoch's score is the result's), and keep best keeps an average."""
+    data = _data()
+    cfg = TrainConfig(epochs=2, optimizer="adamw", lr=0.05, schedule="constant", seed=1, ema=0.5)
+    model = _linear()
+    stats = fit(model, data, cfg)
+    assert stats.val_curve[-1] == {"epoch": 2, "step": 16, **validate(model, data)}
+    cfg.keep_best = "loss"
+    kept_model = _linear()
+    kept = fit(kept_model, data, cfg)
+    best = min(kept.val_curve, key=lambda v: v["loss"])
+    assert validate(kept_model, data)["loss"] == pytest.approx(best["loss"])
