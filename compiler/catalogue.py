@@ -2,7 +2,7 @@
 
 Each layer documents what it raises: the syntax codes come from :mod:`recipe_lang.codes`, each
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
-rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR108,
+rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR109,
 KDR206-KDR208) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
 (KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
 
@@ -177,6 +177,21 @@ make the recipe's lengths fit every training.
         "set schedule = multistep(milestones=[2])\n"
         + EXAMPLE_HEAD
         + "train student for 3 epochs\nthen finetune student for 1 epoch with schedule cosine",
+    ),
+    code_info(
+        "KDR109",
+        "warning",
+        "ema too slow for its training",
+        """
+`ema X` makes an exponential moving average of the weights the training's result. The weights
+the training started from keep a share of X^N of the average after N steps (X = 0.999 averages
+over about 1,000 steps), so on a short training a decay close to 1 leaves the result mostly
+untrained. kdr warns when more than a tenth of it would be the starting weights, and suggests the
+largest decay that fits. A training counted in epochs is checked by `kdr run` and `kdr check
+--models` with the data's steps per epoch.
+""",
+        EXAMPLE_HEAD + "train student for 100 steps with ema 0.999",
+        EXAMPLE_HEAD + "train student for 100 steps with ema 0.95",
     ),
     code_info(
         "KDR206",

@@ -11,6 +11,7 @@ form is checked here, so a misspelt modifier gets "did you mean" (KDR103).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from compiler.lower.base import LowerState
@@ -268,6 +269,9 @@ def check_fit(
     the duration is checked at run time, with the data's steps per epoch."""
     ((unit, total),) = length.items()
     spans = {m.name.value: m.span for m in mods if not isinstance(m, ast.DistillModifier)}
+    slow = ema_misfit(out["ema"], total) if unit == "steps" and "ema" in out else None
+    if slow is not None:  # in epochs the preflight checks it, with the data's steps per epoch
+        st.report(slow.model_copy(update={"span": spans.get("ema") or where}))
     own = out.get("schedule")
     schedule = own if own is not None else st.decls.settings.get("schedule") or {}
     recipe_span = st.decls.setting_spans.get("schedule")
@@ -341,4 +345,27 @@ def warmup_misfit(own: bool, warmup_steps: int, total_steps: int) -> Diagnostic:
         f"the recipe's learning-rate schedule does not fit this training: {why}",
         None,
         _help(f"{fix}; or give this training its own: `with schedule cosine`"),
+    )
+
+
+#: ``ema X`` is too slow for its training when the starting weights still weigh more than this
+#: in the average at its end (X ** steps).
+EMA_START_WEIGHT = 0.1
+
+
+def ema_misfit(decay: float, total_steps: int) -> Diagnostic | None:
+    """KDR109 (a warning): after ``total_steps`` updates the weights a training started from
+    still make up ``decay ** total_steps`` of its ``ema`` result; more than a tenth, and the
+    result is mostly the untrained weights. None when the average has time to move."""
+    left = decay**total_steps
+    if left <= EMA_START_WEIGHT:
+        return None
+    horizon = round(1 / (1 - decay))
+    fits = math.floor(EMA_START_WEIGHT ** (1 / total_steps) * 1000) / 1000
+    return warning(
+        "KDR109",
+        f"`ema {decay:g}` averages over about {horizon} steps and this training has "
+        f"{total_steps}: {left:.0%} of its result would still be the weights it started from",
+        None,
+        _help(f"use a smaller decay (`ema {fits:g}` or less) or train longer"),
     )

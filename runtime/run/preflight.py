@@ -72,8 +72,9 @@ def _check_warmups(plan: Plan, data: DataBundle) -> list[Diagnostic]:
     """KDR107 (the training's own) / KDR108 (the recipe's ``set schedule``, a warning) before any
     training: a warmup in other units than its training (``warmup 500 steps`` on ``for 2
     epochs``) is shorter than the training with this data's steps per epoch (the compiler checks
-    warmups in the training's own units)."""
-    from compiler.lower.modifiers import warmup_misfit
+    warmups in the training's own units). KDR109 (a warning): an ``ema`` too slow for a training
+    counted in epochs."""
+    from compiler.lower.modifiers import ema_misfit, warmup_misfit
     from runtime.engine import planned_steps
 
     out: list[Diagnostic] = []
@@ -83,6 +84,9 @@ def _check_warmups(plan: Plan, data: DataBundle) -> list[Diagnostic]:
         t = training_of(p.params)
         if t is None:
             continue
+        if t.ema is not None and t.steps is None:  # in steps the compiler checked it
+            slow = ema_misfit(t.ema, planned_steps(t.epochs, t.steps, spe))
+            out += with_span([slow], p) if slow is not None else []
         own = t.warmup is not None or t.schedule is not None
         warmup = t.warmup or (t.schedule.warmup if t.schedule is not None else None)
         if warmup is None and not own and recipe.get("warmup"):

@@ -18,7 +18,7 @@ data = mnist10k(batch_size=64, limit=640, eval_limit=128, val=128)
 model student = convnet(width=8)
 train student for 2 epochs
 then train student for 2 epochs with optimizer sgd(lr=0.01, momentum=0.9), warmup 4 steps,
-    ema 0.9, keep best
+    ema 0.8, keep best
 then train student for 2 epochs
 then evaluate student
 """
@@ -71,6 +71,7 @@ def test_keep_best_keeps_the_best_validation_epoch(trainings: list[dict]) -> Non
         ("train student for 1 epochs with warmup 500 steps", "error[KDR107]"),
         ("train student for 2 steps with warmup 1 epochs", "error[KDR107]"),
         ("train student for 1 epochs", "warning[KDR108]"),  # the recipe's warmup
+        ("train student for 1 epochs with ema 0.999", "warning[KDR109]"),  # 0.999 ** 8 steps
     ],
 )
 def test_a_warmup_in_other_units_is_checked_with_the_datas_steps(
