@@ -45,6 +45,7 @@ from torch import nn
 from torch.optim import lr_scheduler as sched
 
 from compiler.optim_params import LrSchedule
+from compiler.optim_values import SCHEDULE_DEFAULTS
 from compiler.vocab import SCHEDULES
 from recipe_lang.diagnostics import KdrError, Note, error
 
@@ -67,15 +68,6 @@ class TrainConfig(Protocol):
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 5e-3, "weight_decay": 5e-4},
     "sgd": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True},
-}
-#: The arguments a schedule takes when the recipe leaves them out (``milestones`` and
-#: ``period`` have none).
-SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "step": {"step_size": 1, "gamma": 0.1},
-    "multistep": {"gamma": 0.1},
-    "linear": {"end": 0.0},
-    "poly": {"power": 2.0},
-    "cosine_restarts": {"mult": 1},
 }
 #: The share of a one-cycle schedule spent rising.
 ONECYCLE_PCT_START = 0.25
