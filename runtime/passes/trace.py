@@ -26,6 +26,15 @@ from recipe_lang.diagnostics import KdrError, Note, error
 
 from .scopes import matches
 
+#: Module types understood as a whole by a channel-graph rule (attention blocks, ...): traced as
+#: leaves so that their rule sees one ``call_module`` node instead of the ops inside.
+LEAF_TYPES: set[type[nn.Module]] = set()
+
+
+def register_leaf(*types: type[nn.Module]) -> None:
+    """Trace modules of exactly these types as leaves (their op rule handles them whole)."""
+    LEAF_TYPES.update(types)
+
 
 class KdrTracer(fx.Tracer):
     """fx's default tracer, plus user leaves given as qualified-name globs."""
@@ -35,6 +44,8 @@ class KdrTracer(fx.Tracer):
         self.leaf_globs = tuple(leaf_modules)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if type(m) in LEAF_TYPES:
+            return True
         if (
             module_qualified_name
             and self.leaf_globs
