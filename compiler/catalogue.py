@@ -4,7 +4,7 @@ Each layer documents what it raises: the syntax codes come from :mod:`recipe_lan
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
 rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR109,
 KDR206-KDR208) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
-(KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
+(KDR500-KDR507, KDR999). Torch-free, like all of the compiler.
 
 >>> explain("kdr204").splitlines()[0]
 'KDR204 (error): teacher without trained weights'
@@ -29,6 +29,13 @@ _GATED = (
     "# mymodels.gated_net: its `gate` block branches on the values of its input\n"
     + _DATA
     + 'model student = "mymodels:gated_net"()\ntrain student for 1 step\n'
+)
+
+#: `root_gated_net` branches on its input's values in its own forward: nothing to keep whole.
+_ROOT_GATED = (
+    "# mymodels.root_gated_net: its own forward branches on the values of its input\n"
+    + _DATA
+    + 'model student = "mymodels:root_gated_net"()\ntrain student for 1 step\n'
 )
 
 #: Codes raised while resolving names and checking values and declarations.
@@ -249,11 +256,13 @@ MODEL_AWARE_CODES: tuple[CodeInfo, ...] = (
         "model cannot be traced",
         """
 A graph pass needs a torch.fx trace of the model and tracing failed (data-dependent control
-flow, unsupported operations). The message names the module and the operation; scope it out
-with `except <module>` or make it a leaf.
+flow, unsupported operations). The message names the module and the operation. Channel pruning
+and BatchNorm folding keep an untraceable submodule whole on their own (KDR507), so for them
+this error means the model's own `forward` is untraceable: move that part into a submodule.
+Quantization traces every op: scope the module out with `except <module>` or rewrite it.
 """,
+        _ROOT_GATED + "then prune student 50% channels with lr 0.01 for 1 step",
         _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
-        _GATED + "then prune student 50% channels except gate with lr 0.01 for 1 step",
         model_aware=True,
     ),
     code_info(
@@ -324,6 +333,39 @@ message quotes the exporter's reason; try another format (`checkpoint` always wo
         'then export student pt2 "s.pt2"',
         _TINY + "train student for 1 step\nthen quantize student int8\n"
         'then export student checkpoint "s.pt"',
+        model_aware=True,
+    ),
+    code_info(
+        "KDR506",
+        "warning",
+        "a prune falls short of its ratio",
+        """
+`prune P% channels` removes P% of the channels of every channel group in scope that kdr can
+follow through every op. A group that passes through an op without a rule, a block kept whole
+(KDR507) or a model output is blocked and keeps all its channels; when blocked groups hold most
+of the model, the prune removes less than 80% of what was asked. The warning gives the share
+removed and the three reasons that block the most channels. The run goes on: the model is
+smaller by what was removed. Prune what can be pruned harder, or give a budget (`prune to 40%
+params`), which searches the ratio that meets it.
+""",
+        _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
+        _GATED + "then prune student 50% channels in body with lr 0.01 for 1 step",
+        model_aware=True,
+    ),
+    code_info(
+        "KDR507",
+        "note",
+        "a block is kept whole",
+        """
+torch.fx cannot trace a submodule (data-dependent control flow, `len()` of a tensor...), so
+channel pruning and BatchNorm folding keep it whole: traced as one opaque call, the channels
+flowing in and out of it are not pruned, the rest of the model is. The note names the module,
+its type and fx's reason; the prune's report entry lists the same blocks (`kept_whole`).
+""",
+        _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
+        _DATA
+        + "model student = convnet(width=4)\ntrain student for 1 step\n"
+        + "then prune student 50% channels with lr 0.01 for 1 step",
         model_aware=True,
     ),
     code_info(

@@ -7,6 +7,12 @@ only the BatchNorm, swaps the first module for the fused one and erases the Batc
 It is registered with ``preserves_function=True``, so :func:`runtime.passes.base.run_pass`
 checks the outputs are allclose before and after.
 
+The copy is traced in eval mode: a module's ``self.training`` is read while tracing and baked
+into the graph (timm's classifier calls ``F.dropout(x, p, training=self.training)``), so a
+train-mode trace would keep dropout on for good and the fused model would differ from the
+model it replaces in eval mode, the mode folding is exact in. Modules torch.fx cannot trace are
+kept whole (:func:`runtime.passes.trace.trace_with_leaves`): the pairs inside them stay unfused.
+
 Eval-mode semantics: folding uses the running statistics. Training the fused model afterwards
 is allowed but is training without BatchNorm. BatchNorms without running statistics
 (``track_running_stats=False``) are left alone, as are pairs whose first output is also used
@@ -30,6 +36,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from compiler.ops import FuseParams
 from runtime.passes.base import PassContext, PassResult, register_pass
+from runtime.passes.trace import trace_with_leaves
 
 #: (first module, BatchNorm) pairs that fold; the first entry of each pair is kept, fused.
 PATTERNS: tuple[tuple[type[nn.Module], type[nn.Module]], ...] = (
@@ -84,8 +91,10 @@ def _matching_pairs(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
 
 
 def fuse_bn(module: nn.Module) -> PassResult:
-    """Fold every eligible BatchNorm into the layer before it (in a traced copy)."""
-    gm = fx.symbolic_trace(copy.deepcopy(module))
+    """Fold every eligible BatchNorm into the layer before it (in a copy traced in eval mode,
+    returned in ``module``'s mode). Raises KDR500 when the model's own forward is untraceable."""
+    was_training = module.training
+    gm, kept_whole = trace_with_leaves(copy.deepcopy(module).eval())
     fused: list[list[str]] = []
     for src, bn_node in _matching_pairs(gm):
         first_name, bn_name = str(src.target), str(bn_node.target)
@@ -97,12 +106,11 @@ def fuse_bn(module: nn.Module) -> PassResult:
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
     gm.recompile()
-    return PassResult(
-        module=gm,
-        modified=bool(fused),
-        record={"fused": fused},
-        info={"batchnorms_folded": len(fused)},
-    )
+    gm.train(was_training)
+    info: dict[str, Any] = {"batchnorms_folded": len(fused)}
+    if kept_whole:
+        info["kept_whole"] = kept_whole
+    return PassResult(module=gm, modified=bool(fused), record={"fused": fused}, info=info)
 
 
 def replay_fuse_bn(module: nn.Module, record: dict[str, Any]) -> nn.Module:

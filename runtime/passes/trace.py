@@ -7,6 +7,12 @@ is a submodule of the model: that is the module whose ``forward`` could not be t
 source line is the operation. Scoping that module out (``except <path>``) makes it an opaque
 leaf, which is always traceable.
 
+:func:`trace` keeps that strict behaviour for callers that need the whole graph (quantization
+traces every op). :func:`trace_with_leaves` does the scoping itself: each module fx cannot
+trace is retried as a leaf ("kept whole"), until the trace succeeds or the model's own
+``forward`` fails (then KDR500). Channel pruning and BatchNorm folding use it, so one
+untraceable block (timm's ``Conv2dSame``, a MobileViT block) no longer stops the whole model.
+
 >>> import torch
 >>> gm = trace(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
 >>> [n.op for n in gm.graph.nodes]
@@ -36,15 +42,21 @@ def register_leaf(*types: type[nn.Module]) -> None:
     LEAF_TYPES.update(types)
 
 
-class KdrTracer(fx.Tracer):
-    """fx's default tracer, plus user leaves given as qualified-name globs."""
+#: Plan ops whose pass traces with :func:`trace_with_leaves` (an untraceable block is kept
+#: whole); the preflight fails them only when the model's own ``forward`` cannot be traced.
+WHOLE_BLOCK_OPS = frozenset({"prune.channels", "prune.channels.gradual", "fuse.bn"})
 
-    def __init__(self, leaf_modules: Iterable[str] = ()) -> None:
+
+class KdrTracer(fx.Tracer):
+    """fx's default tracer, plus user leaves given as qualified-name globs and exact names."""
+
+    def __init__(self, leaf_modules: Iterable[str] = (), whole: Iterable[str] = ()) -> None:
         super().__init__()
         self.leaf_globs = tuple(leaf_modules)
+        self.whole = frozenset(whole)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if type(m) in LEAF_TYPES:
+        if type(m) in LEAF_TYPES or module_qualified_name in self.whole:
             return True
         if (
             module_qualified_name
@@ -73,6 +85,53 @@ def trace(model: nn.Module, leaf_modules: Iterable[str] = ()) -> fx.GraphModule:
     return fx.GraphModule(tracer.root, graph, name)
 
 
+def trace_with_leaves(
+    model: nn.Module, leaf_modules: Iterable[str] = (), whole: Iterable[str] = ()
+) -> tuple[fx.GraphModule, list[dict[str, str]]]:
+    """Trace ``model``, keeping whole (as leaves) the modules torch.fx cannot trace.
+
+    ``whole``: module names already known to be kept whole (traced as leaves from the start).
+    Returns the graph and one entry per module kept whole, ``{"module": path, "type": class
+    name, "reason": the fx error's first line, "at": the source line}`` (``whole`` entries
+    carry no reason). Raises KDR500 when the failing frame is the model's own ``forward``.
+
+    Each retry adds the innermost failing module, so the loop ends within one trace per
+    module; a module inside a block kept whole later is dropped from the list (never traced).
+    """
+    if isinstance(model, fx.GraphModule):
+        return model, []
+    globs = tuple(leaf_modules)
+    kept: dict[str, dict[str, str]] = {
+        name: {"module": name, "type": type(model.get_submodule(name)).__name__, "reason": ""}
+        for name in whole
+    }
+    while True:
+        tracer = KdrTracer(globs, kept)
+        try:
+            graph = tracer.trace(model)
+        except KdrError:
+            raise
+        except Exception as exc:
+            path, line = _failing_module(model, exc.__traceback__)
+            if not path or path in kept:
+                raise trace_error(model, exc) from exc
+            kept = {k: v for k, v in kept.items() if not k.startswith(path + ".")}
+            kept[path] = {
+                "module": path,
+                "type": type(model.get_submodule(path)).__name__,
+                "reason": _first_line(exc),
+                "at": line,
+            }
+            continue
+        gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+        return gm, [kept[k] for k in sorted(kept)]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def _failing_module(model: nn.Module, tb: TracebackType | None) -> tuple[str, str]:
     """(qualified name, source line) of the innermost model module on the traceback."""
     names = {id(m): n for n, m in model.named_modules()}
@@ -92,19 +151,18 @@ def trace_error(model: nn.Module, exc: BaseException) -> KdrError:
     path, line = _failing_module(model, exc.__traceback__)
     kind = type(model.get_submodule(path)).__name__ if path else type(model).__name__
     where = f"module `{path}` ({kind})" if path else f"the top-level module ({kind})"
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     op = f" at {line}" if line else ""
     help_text = (
         f"scope it out with `except {path}`: kdr then treats it as an opaque leaf and leaves "
         "its channels alone"
         if path
-        else "the model's own forward is not traceable; wrap the untraceable part in a "
-        "submodule so it can be scoped out with `except <path>`"
+        else "the model's own forward is not traceable; move the untraceable part into a "
+        "submodule: pruning and BatchNorm folding then keep that submodule whole"
     )
     return KdrError(
         error(
             "KDR500",
-            f"torch.fx cannot trace {where}{op}: {type(exc).__name__}: {reason}",
+            f"torch.fx cannot trace {where}{op}: {_first_line(exc)}",
             None,
             Note(kind="help", message=help_text),
         )

@@ -5,7 +5,9 @@
 ``report.json`` holds the run's identity (``recipe``, ``plan_hash``, ``device``, ``wall_s``),
 the ``machine`` it was measured on (``cpus``), the ``teachers`` of the plan, ``stages`` (one
 entry per input model and per pass, in execution order, with the pass's ``stage`` number) and
-``final`` (each model's last entry).
+``final`` (each model's last entry). A graph pass's entry holds its ``info`` (a channel prune's
+``asked_fraction``, ``removed_fraction``, ``blocked`` and ``kept_whole``), and its ``notes`` say
+in words which blocks it kept whole and whether a prune fell short (:func:`prune_notes`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import os
 from typing import Any
 
 from compiler.plan import Plan
+from runtime.passes.channels.shortfall import kept_whole_message, shortfall_message
 from runtime.report.md import markdown
 from runtime.report.plot import plot
 from runtime.report.table import summary_table
 from runtime.workspace import RunDir
 
-__all__ = ["build_report", "markdown", "plot", "summary_table", "write_reports"]
+__all__ = ["build_report", "markdown", "plot", "prune_notes", "summary_table", "write_reports"]
 
 
 def build_report(
@@ -32,6 +35,10 @@ def build_report(
         {**s, "stage": stage_of[s["pass_id"]]} if s.get("pass_id") in stage_of else dict(s)
         for s in stages
     ]
+    for s in annotated:
+        notes = prune_notes(s.get("info") or {})
+        if notes:
+            s["notes"] = [*(s.get("notes") or []), *notes]
     final: dict[str, dict[str, Any]] = {}
     for s in annotated:
         final[s["model"]] = s
@@ -46,6 +53,14 @@ def build_report(
         "stages": annotated,
         "final": final,
     }
+
+
+def prune_notes(info: dict[str, Any]) -> list[str]:
+    """A graph pass's notes for the report: the blocks it kept whole, and a prune's shortfall
+    (the same words as ``kdr check --models``' KDR507 and KDR506)."""
+    notes = [kept_whole_message(e) for e in info.get("kept_whole", [])]
+    short = shortfall_message(info)
+    return notes + ([f"the prune falls short (KDR506): {short}"] if short else [])
 
 
 def write_reports(

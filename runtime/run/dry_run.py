@@ -1,7 +1,9 @@
 """``kdr check --models``: the preflight, then a dry run of the plan's graph passes on copies.
 
 No training: every graph pass runs on a deep copy of the model as the plan would leave it, so
-KDR500-KDR504 surface before any training, with estimates of params and MACs per pass.
+KDR500-KDR504 surface before any training, with estimates of params and MACs per pass. A prune
+that falls short of its ratio warns (KDR506, with the main reasons channels are blocked), and
+each block a pass keeps whole because torch.fx cannot trace it gets a note (KDR507).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +25,7 @@ from compiler.ops import (
     PruneWeightsGradualParams,
 )
 from compiler.plan import Plan
-from recipe_lang.diagnostics import Diagnostic, KdrError
+from recipe_lang.diagnostics import Diagnostic, KdrError, Note, note, warning
 from runtime.data import DataBundle
 from runtime.metrics import count_macs, count_params
 from runtime.modelstore import ModelStore
@@ -81,6 +84,7 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             models[name] = copy.deepcopy(live).cpu()
         return models[name]
 
+    noted: set[tuple[str, str]] = set()  # (model, module) kept whole, already noted
     for name in store.models:
         model = current(name)
         if model is not None:
@@ -124,12 +128,40 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
             report.diagnostics += with_span(exc.diagnostics, p)
             return report
         models[p.subject] = result.module
+        report.diagnostics += with_span(_pass_notes(result.info, p.subject, noted), p)
         report.estimates.append(
             Estimate(
                 p.id, p.op, p.subject, count_params(result.module), count_macs(result.module, shape)
             )
         )
     return report
+
+
+def _pass_notes(info: dict[str, Any], model: str, noted: set[tuple[str, str]]) -> list[Diagnostic]:
+    """KDR507 for each block newly kept whole in ``model``; KDR506 when a prune fell short."""
+    from runtime.passes.channels.shortfall import kept_whole_message, shortfall_message
+
+    out: list[Diagnostic] = []
+    for entry in info.get("kept_whole", []):
+        if (model, entry["module"]) not in noted:
+            noted.add((model, entry["module"]))
+            out.append(note("KDR507", f"`{model}`: {kept_whole_message(entry)}"))
+    short = shortfall_message(info)
+    if short is not None:
+        out.append(
+            warning(
+                "KDR506",
+                f"the prune of `{model}` falls short: {short}",
+                None,
+                Note(
+                    kind="help",
+                    message="blocked channels are those kdr cannot follow through every op; "
+                    "prune more of what it can (a higher ratio, or a budget: `prune to 40% "
+                    "params`), or see `kdr explain KDR506`",
+                ),
+            )
+        )
+    return out
 
 
 def _try_export(model: nn.Module, params: ExportParams, example: torch.Tensor) -> list[Diagnostic]:

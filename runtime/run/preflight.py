@@ -136,16 +136,19 @@ def _check_schedules(plan: Plan, data: DataBundle) -> list[Diagnostic]:
 
 def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
     """KDR500 before any training: every model a traced graph pass will act on traces, with the
-    modules that pass scopes out (``except ...``) kept opaque, as the pass itself keeps them."""
-    from runtime.passes.trace import trace
+    modules that pass scopes out (``except ...``) kept opaque, as the pass itself keeps them.
+    Passes that keep an untraceable block whole (``WHOLE_BLOCK_OPS``: channel pruning, BatchNorm
+    folding) fail only when the model's own ``forward`` cannot be traced."""
+    from runtime.passes.trace import WHOLE_BLOCK_OPS, trace, trace_with_leaves
 
     out: list[Diagnostic] = []
-    seen: set[tuple[str, tuple[str, ...]]] = set()
+    seen: set[tuple[str, tuple[str, ...], bool]] = set()
     reported: set[str] = set()
     for p in plan.passes:
         cut = getattr(p.params, "cut", p.params)  # a gradual prune scopes like its cut
         leaves = tuple(cut.exclude) if isinstance(cut, PruneChannelsParams) else ()
-        key = (p.subject, leaves)
+        whole = p.op in WHOLE_BLOCK_OPS
+        key = (p.subject, leaves, whole)
         if not p.info.traced or key in seen or p.subject in reported:
             continue
         seen.add(key)
@@ -153,7 +156,7 @@ def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
         if model is None:
             continue
         try:
-            trace(model, leaves)
+            trace_with_leaves(model, leaves) if whole else trace(model, leaves)
         except KdrError as exc:
             reported.add(p.subject)
             out += with_span(exc.diagnostics, p)

@@ -1,5 +1,10 @@
 """Build the channel-dependency graph of a model from its fx traces (train and eval mode).
 
+A module torch.fx cannot trace is kept whole (a leaf, :func:`..trace.trace_with_leaves`): with
+no op rule for it, the walker blocks the channels flowing in and out of it, and the rest of the
+model stays prunable. Both modes are traced with the same leaves, and the graph records them
+(``dg.kept_whole``) with fx's reason, for the pass's info and the dry run's notes.
+
 >>> import torch
 >>> from torch import nn
 >>> m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
@@ -13,10 +18,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..trace import example_batch, trace
+from torch import fx
+
+from ..trace import example_batch, trace_with_leaves
 from . import rules_layers, rules_tensor  # noqa: F401  (register the op rules)
 from .graph import DependencyGraph
-from .op_rules import target_name
+from .op_rules import MODULE_RULES, target_name
 from .shapes import record_shapes
 from .walker import GraphWalker
 
@@ -34,21 +41,58 @@ def build(
     was_training = model.training
     seen: list[list[tuple[str, str]]] = []
     try:
-        for training in (False, True):
-            model.train(training)
-            gm = trace(model, leaf_modules)
-            gm.train(training)
+        graphs, kept = _traces(model, leaf_modules)
+        for training, gm in graphs:
             signature = [(n.op, target_name(n.target)) for n in gm.graph.nodes]
             if signature in seen:
                 continue  # same ops in both modes: one walk (and one forward) is enough
             seen.append(signature)
+            model.train(training)
+            gm.train(training)
             x = example_batch(example_inputs) if training else example_inputs
-            GraphWalker(gm, dg, record_shapes(gm, x), model).run()
+            walker = GraphWalker(gm, dg, record_shapes(gm, x), model)
+            walker.run()
+            _name_kept_whole(walker, kept)
     finally:
         model.train(was_training)
+    dg.kept_whole = kept
     _block_tied_weights(model, dg)
     dg.finalize()
     return dg
+
+
+def _traces(
+    model: nn.Module, leaf_modules: tuple[str, ...]
+) -> tuple[list[tuple[bool, fx.GraphModule]], list[dict[str, str]]]:
+    """The eval- and train-mode graphs, traced with the same modules kept whole.
+
+    A block untraceable in one mode only is kept whole in both: its traced mode would show one
+    branch of control flow the other mode does not take."""
+    kept: dict[str, dict[str, str]] = {}
+    graphs: dict[bool, fx.GraphModule] = {}
+    while True:  # ends: the kept set only grows (one module a trace), or a nested one goes
+        start = set(kept)
+        for training in (False, True):
+            model.train(training)
+            gm, found = trace_with_leaves(model, leaf_modules, kept)
+            graphs[training] = gm
+            kept = {e["module"]: e if e["reason"] else kept[e["module"]] for e in found}
+        if set(kept) == start:
+            return sorted(graphs.items()), [kept[k] for k in sorted(kept)]
+
+
+def _name_kept_whole(walker: GraphWalker, kept: list[dict[str, str]]) -> None:
+    """Name the real reason on the channels a kept-whole block blocked (no op rule for it)."""
+    names = {e["module"]: e for e in kept}
+    for node in walker.gm.graph.nodes:
+        entry = names.get(str(node.target)) if node.op == "call_module" else None
+        if entry is None or type(walker.modules[entry["module"]]) in MODULE_RULES:
+            continue
+        why = f"`{entry['module']}` ({entry['type']}) is kept whole: torch.fx cannot trace it"
+        for inp in node.all_input_nodes:
+            info = walker.info.get(inp)
+            for a in info.atoms if info is not None else ():
+                walker.dg.blocked[a] = why
 
 
 def _block_tied_weights(model: nn.Module, dg: DependencyGraph) -> None:

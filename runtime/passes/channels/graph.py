@@ -45,6 +45,8 @@ class DependencyGraph:
         self.class_group: dict[int, Group] = {}
         self.graph: nx.Graph = nx.Graph()
         self.roots: list[int] = []  # atom -> class root, filled by finalize()
+        #: Modules fx could not trace, kept whole (see ``trace.trace_with_leaves``), by build().
+        self.kept_whole: list[dict[str, str]] = []
 
     # -- union-find ------------------------------------------------------------------------
     def new_atoms(self, n: int, blocked: str | None = None) -> list[int]:

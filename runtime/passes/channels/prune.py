@@ -30,6 +30,7 @@ from ..scopes import Scope
 from .build import build
 from .graph import DependencyGraph, Group
 from .importance import Batches, group_importance
+from .shortfall import block_summary, group_key, removed_fraction, scope_groups
 from .surgery import apply_record
 
 
@@ -43,19 +44,7 @@ def count_params(model: nn.Module) -> int:
 
 def select_groups(dg: DependencyGraph, scope: Scope) -> list[Group]:
     """Prunable groups in scope: a producer selected, no member protected by ``except``."""
-    chosen = []
-    for g in dg.prunable_groups():
-        targets = {dg.endpoints[k].target for k in g.members}
-        if any(scope.selects(p) for p in g.producers) and not any(
-            scope.protects(t) for t in targets
-        ):
-            chosen.append(g)
-    return chosen
-
-
-def group_key(g: Group) -> str:
-    """A name for a group that survives surgery: its producers' qualified names."""
-    return "|".join(sorted(g.producers))
+    return [g for g in scope_groups(dg, scope) if g.blocked is None]
 
 
 def group_sizes(model: nn.Module, example_inputs: torch.Tensor, scope: Scope) -> dict[str, int]:
@@ -177,7 +166,10 @@ def prune_model(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Prune ``model`` in place; return ``(record, info)``. Raises KDR500 / KDR502.
 
-    ``base``: see :func:`choose_pruned` (the cuts of a gradual prune)."""
+    ``base``: see :func:`choose_pruned` (the cuts of a gradual prune). ``info`` says how much
+    was done against what was asked (``removed_fraction``, ``asked_fraction``: shares of the
+    channels in scope), the main reasons the rest is blocked (``blocked``, see
+    :mod:`.shortfall`) and the blocks torch.fx could not trace (``kept_whole``)."""
     ratio = _check(ratio, criterion, ranking)
     scope = scope or Scope()
     dg = dg or build(model, example_inputs, tuple(scope.exclude))
@@ -198,6 +190,10 @@ def prune_model(
         "groups_unprunable": {
             ", ".join(g.producers[:2]): g.blocked for g in dg.groups if g.blocked
         },
+        "asked_fraction": ratio,
+        "removed_fraction": removed_fraction(dg, scope, len(pruned), base),
+        "blocked": block_summary(dg, 3, scope),
+        "kept_whole": dg.kept_whole,
     }
     return record, info
 
