@@ -32,11 +32,7 @@ _GATED = (
 )
 
 #: `root_gated_net` branches on its input's values in its own forward: nothing to keep whole.
-_ROOT_GATED = (
-    "# mymodels.root_gated_net: its own forward branches on the values of its input\n"
-    + _DATA
-    + 'model student = "mymodels:root_gated_net"()\ntrain student for 1 step\n'
-)
+_ROOT_GATED = _GATED.replace("gated_net", "root_gated_net").replace("`gate` block", "own forward")
 
 #: Codes raised while resolving names and checking values and declarations.
 VALUE_CODES: tuple[CodeInfo, ...] = (
@@ -363,9 +359,7 @@ flowing in and out of it are not pruned, the rest of the model is. The note name
 its type and fx's reason; the prune's report entry lists the same blocks (`kept_whole`).
 """,
         _GATED + "then prune student 50% channels with lr 0.01 for 1 step",
-        _DATA
-        + "model student = convnet(width=4)\ntrain student for 1 step\n"
-        + "then prune student 50% channels with lr 0.01 for 1 step",
+        _TINY + "train student for 1 step\nthen prune student 50% channels with lr 0.01 for 1 step",
         model_aware=True,
     ),
     code_info(

@@ -16,9 +16,7 @@ model stays prunable. Both modes are traced with the same leaves, and the graph 
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from torch import fx
+from torch import fx, nn
 
 from ..trace import example_batch, trace_with_leaves
 from . import rules_layers, rules_tensor  # noqa: F401  (register the op rules)

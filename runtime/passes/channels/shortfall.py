@@ -1,17 +1,17 @@
 """How much of a channel prune was done, and what stopped the rest.
 
 ``prune 50% channels`` asks for half the channels of every group *in scope*; a group kdr cannot
-follow through every op (an op without a rule, a block kept whole, a model output) is blocked
-and keeps all its channels. On a model mostly made of such groups the prune removes far less
-than asked (levit_128s: 1% of its parameters for 50% asked). The prune's info records the
-achieved share (``removed_fraction``, of the channels of every group in scope, blocked ones
-included, the model's outputs not) beside the asked one (``asked_fraction``), and the main reasons (:func:`block_summary`);
-below :data:`SHORTFALL` of the ask, :func:`shortfall_message` says so (KDR506 in ``kdr check
---models``, a note in the report).
+follow through every op (an op without a rule, a block kept whole) is blocked and keeps all its
+channels. On a model mostly made of such groups the prune removes far less than asked
+(levit_128s: 1% of its parameters for 50% asked). The prune's info records the achieved share
+(``removed_fraction``: of the channels of every group in scope, blocked ones included, the
+model's outputs not) beside the asked one (``asked_fraction``), and the main reasons
+(:func:`block_summary`); below :data:`SHORTFALL` of the ask, :func:`shortfall_message` says so
+(KDR506 in ``kdr check --models``, a note in the report).
 
->>> shortfall_message({"asked_fraction": 0.5, "removed_fraction": 0.1,
-...                    "blocked": [{"reason": "`x` is not understood", "channels": 96}]})
-'removed 10.0% of the channels in scope where 50% was asked; blocked: `x` is not understood (96 channels)'
+>>> print(shortfall_message({"asked_fraction": 0.5, "removed_fraction": 0.1,
+...                          "blocked": [{"reason": "`x` is odd", "channels": 9}]}))
+removed 10.0% of the channels in scope where 50% was asked; blocked: `x` is odd (9 channels)
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def shortfall_message(info: dict[str, Any]) -> str | None:
         return None
     if not asked or done >= SHORTFALL * asked:
         return None
-    reasons = "; ".join(f"{b['reason']} ({b['channels']} channels)" for b in info.get("blocked", []))
+    reasons = "; ".join(
+        f"{b['reason']} ({b['channels']} channels)" for b in info.get("blocked", [])
+    )
     return (
         f"removed {100 * done:.1f}% of the channels in scope where {100 * asked:.0f}% was asked"
         + (f"; blocked: {reasons}" if reasons else "")
