@@ -4,7 +4,7 @@ Each layer documents what it raises: the syntax codes come from :mod:`recipe_lan
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
 rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR109,
 KDR206-KDR208) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
-(KDR500-KDR507, KDR999). Torch-free, like all of the compiler.
+(KDR500-KDR508, KDR999). Torch-free, like all of the compiler.
 
 >>> explain("kdr204").splitlines()[0]
 'KDR204 (error): teacher without trained weights'
@@ -253,7 +253,7 @@ MODEL_AWARE_CODES: tuple[CodeInfo, ...] = (
         """
 A graph pass needs a torch.fx trace of the model and tracing failed (data-dependent control
 flow, unsupported operations). The message names the module and the operation. Channel pruning
-and BatchNorm folding keep an untraceable submodule whole on their own (KDR507), so for them
+and BatchNorm folding keep an untraceable submodule whole on their own (KDR508), so for them
 this error means the model's own `forward` is untraceable: move that part into a submodule.
 Quantization traces every op: scope the module out with `except <module>` or rewrite it.
 """,
@@ -338,7 +338,7 @@ message quotes the exporter's reason; try another format (`checkpoint` always wo
         """
 `prune P% channels` removes P% of the channels of every channel group in scope that kdr can
 follow through every op. A group that passes through an op without a rule, a block kept whole
-(KDR507) or a model output is blocked and keeps all its channels; when blocked groups hold most
+(KDR508) or a model output is blocked and keeps all its channels; when blocked groups hold most
 of the model, the prune removes less than 80% of what was asked. The warning gives the share
 removed and the three reasons that block the most channels. The run goes on: the model is
 smaller by what was removed. Prune what can be pruned harder, or give a budget (`prune to 40%
@@ -349,7 +349,7 @@ params`), which searches the ratio that meets it.
         model_aware=True,
     ),
     code_info(
-        "KDR507",
+        "KDR508",
         "note",
         "a block is kept whole",
         """

@@ -57,7 +57,7 @@ def build_report(
 
 def prune_notes(info: dict[str, Any]) -> list[str]:
     """A graph pass's notes for the report: the blocks it kept whole, and a prune's shortfall
-    (the same words as ``kdr check --models``' KDR507 and KDR506)."""
+    (the same words as ``kdr check --models``' KDR508 and KDR506)."""
     notes = [kept_whole_message(e) for e in info.get("kept_whole", [])]
     short = shortfall_message(info)
     return notes + ([f"the prune falls short (KDR506): {short}"] if short else [])

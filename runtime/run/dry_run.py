@@ -3,7 +3,7 @@
 No training: every graph pass runs on a deep copy of the model as the plan would leave it, so
 KDR500-KDR504 surface before any training, with estimates of params and MACs per pass. A prune
 that falls short of its ratio warns (KDR506, with the main reasons channels are blocked), and
-each block a pass keeps whole because torch.fx cannot trace it gets a note (KDR507).
+each block a pass keeps whole because torch.fx cannot trace it gets a note (KDR508).
 """
 
 from __future__ import annotations
@@ -138,14 +138,14 @@ def dry_run(plan: Plan, data: DataBundle, store: ModelStore) -> ModelCheckReport
 
 
 def _pass_notes(info: dict[str, Any], model: str, noted: set[tuple[str, str]]) -> list[Diagnostic]:
-    """KDR507 for each block newly kept whole in ``model``; KDR506 when a prune fell short."""
+    """KDR508 for each block newly kept whole in ``model``; KDR506 when a prune fell short."""
     from runtime.passes.channels.shortfall import kept_whole_message, shortfall_message
 
     out: list[Diagnostic] = []
     for entry in info.get("kept_whole", []):
         if (model, entry["module"]) not in noted:
             noted.add((model, entry["module"]))
-            out.append(note("KDR507", f"`{model}`: {kept_whole_message(entry)}"))
+            out.append(note("KDR508", f"`{model}`: {kept_whole_message(entry)}"))
     short = shortfall_message(info)
     if short is not None:
         out.append(

@@ -1,4 +1,4 @@
-"""A prune that falls short: removed vs asked fractions, block_summary, KDR506/KDR507, report."""
+"""A prune that falls short: removed vs asked fractions, block_summary, KDR506/KDR508, report."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_dry_run_and_report_say_it() -> None:
     }
     noted: set[tuple[str, str]] = set()
     diags = _pass_notes(info, "student", noted)
-    assert [(d.code, d.severity) for d in diags] == [("KDR507", "note"), ("KDR506", "warning")]
+    assert [(d.code, d.severity) for d in diags] == [("KDR508", "note"), ("KDR506", "warning")]
     assert "`gate` (Gate) is kept whole" in diags[0].message and "`x`" in diags[1].message
     assert [d.code for d in _pass_notes(info, "student", noted)] == ["KDR506"]  # noted once
     notes = prune_notes(info)
