@@ -25,7 +25,9 @@ THRESHOLDS = (0.35, 0.40)
 TOOLS = ("kdr", "tp")
 _NAME = re.compile(r"`[^`]*`")
 _LIST = re.compile(r"\[[^\]]*\]")
-_QUOTED = "blocked because: "
+QUOTED = "blocked because: "
+#: where a KDR500 failed to trace (`` (ClassName) at `line` (file)...``): one kind for all
+_WHERE = re.compile(r" \(\w+\) at `.*", re.S)
 #: the reason every model gives (kdr never prunes a classifier's outputs)
 ALWAYS = "model output"
 
@@ -57,9 +59,9 @@ def model_reasons(cell: dict[str, Any]) -> list[str]:
     elif not cell.get("error"):
         return []
     else:
-        head, sep, quoted = str(cell["error"]).partition(_QUOTED)
+        head, sep, quoted = str(cell["error"]).partition(QUOTED)
         parts = quoted.removesuffix("...").removesuffix(")").split("; ") if sep else [head]
-        kinds = {reason_kind(p) for p in parts if p.strip()}
+        kinds = {reason_kind(_WHERE.sub("", p)) for p in parts if p.strip()}
     return sorted(k for k in kinds if not k.startswith(ALWAYS))
 
 
@@ -99,4 +101,4 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-__all__ = ["THRESHOLDS", "broken", "reason_kind", "summarize", "tally", "works"]
+__all__ = ["QUOTED", "THRESHOLDS", "broken", "reason_kind", "summarize", "tally", "works"]
