@@ -144,7 +144,9 @@ def test_summary_and_reasons_on_rows_made_by_hand() -> None:
     assert blocked == {"`…` (call_method chunk) is not understood": 2, "model output": 1}
     rows = [
         _row(
-            "a", _cell(params_ratio=0.3, macs_ratio=0.3, blocked=blocked), _cell(params_ratio=0.3)
+            "a",
+            _cell(params_ratio=0.3, macs_ratio=0.3, blocked=blocked, prune_s=1.25),
+            _cell(params_ratio=0.3),
         ),
         _row("b", _cell(params_ratio=0.38, replay=False), _cell(forward=False, params_ratio=0.2)),
         _row(
@@ -168,9 +170,9 @@ def test_summary_and_reasons_on_rows_made_by_hand() -> None:
         "`…` reads the channel count": 1,
     }
     block = table.render({"summary": s, "settings": _SETTINGS, "models": rows})
-    assert "| a | 64 | 0.30 | 0.30 | ok |" in block
+    assert "| a | 64 | 0.30 | 0.30 | ok |" in block and "| 1.2 / – |" in block
     assert "| b | 64 | 0.38 | – | fails: replay | – | – | **broken** |" in block
-    assert "declined (KDR502)" in block and "| error |" in block
+    assert "declined (KDR502)" in block and "| error | – / – |" in block
 
 
 _SETTINGS = {"torch": "t", "timm": "m", "torch_pruning": "p"}

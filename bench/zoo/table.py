@@ -40,6 +40,11 @@ def ratio(cell: dict[str, Any], key: str) -> str:
     return f"{value:.2f}" if works(cell) and isinstance(value, float) else "–"
 
 
+def seconds(cell: dict[str, Any]) -> str:
+    value = cell.get("prune_s")
+    return f"{value:.1f}" if isinstance(value, float) else "–"
+
+
 def checks(cell: dict[str, Any], tool: str) -> str:
     """``ok`` when every check passed, else what failed (or why nothing was pruned)."""
     status = cell.get("status")
@@ -94,15 +99,16 @@ def render(data: dict[str, Any]) -> str:
         summary_sentence(data),
         "",
         "| model | input | kdr params | kdr MACs | kdr checks | TP params | TP MACs | TP checks "
-        "| kdr: first reason channels stay |",
-        "|---|---:|---:|---:|---|---:|---:|---|---|",
+        "| prune s kdr / TP | kdr: first reason channels stay |",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|---|",
     ]
     for row in data["models"]:
         kdr, tp = row["kdr"], row["tp"]
         lines.append(
             f"| {row['name']} | {row.get('input') or '–'} | {ratio(kdr, 'params_ratio')} | "
             f"{ratio(kdr, 'macs_ratio')} | {checks(kdr, 'kdr')} | {ratio(tp, 'params_ratio')} | "
-            f"{ratio(tp, 'macs_ratio')} | {checks(tp, 'tp')} | {reason(kdr)} |"
+            f"{ratio(tp, 'macs_ratio')} | {checks(tp, 'tp')} | {seconds(kdr)} / {seconds(tp)} | "
+            f"{reason(kdr)} |"
         )
     return "\n".join(lines)
 
