@@ -52,8 +52,8 @@ def _child(name: str, tool: str, size: int | None, conn: Connection) -> None:
     warnings.filterwarnings("ignore")
     try:
         measure(name, tool, conn.send, size)
-    except Exception as exc:  # the model could not be built at any size
-        conn.send({"tool": tool, "status": "error", "error": "build: " + short(exc)})
+    except Exception as exc:  # a step outside the per-step catches (the build, a count)
+        conn.send({"exception": short(exc)})
     finally:
         conn.close()
 
@@ -78,7 +78,7 @@ def run_cell(name: str, tool: str, size: int | None, timeout: float) -> dict[str
             break
         if reader.poll(min(left, 1.0)):
             try:
-                row = reader.recv()
+                row.update(reader.recv())  # each report is the row so far, or an exception
             except EOFError:
                 break
         elif not child.is_alive() and not reader.poll(0):
@@ -87,6 +87,8 @@ def run_cell(name: str, tool: str, size: int | None, timeout: float) -> dict[str
         child.kill()
     child.join()
     reader.close()
+    if "status" not in row and "exception" in row:
+        row.update(status="error", error=row["exception"])
     row = row or dict(UNSEEN)
     if timed_out:
         row["timeout"] = True

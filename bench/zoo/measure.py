@@ -234,7 +234,10 @@ def measure(name: str, tool: str, send: Callable[[Row], None], size: int | None 
     row["params_ratio"] = count_params(model) / row["base_params"]
     row["forward"], row["forward_error"] = forward_ok(model, x, shape)
     if row["forward"]:
-        row["macs_ratio"] = count_macs(model, x) / max(row["base_macs"], 1)
+        try:
+            row["macs_ratio"] = count_macs(model, x) / max(row["base_macs"], 1)
+        except Exception as exc:  # the forward ran, so this is the counter's problem
+            row["macs_ratio"], row["macs_error"] = None, short(exc)
     send(row)
     if tool == "kdr":
         row["replay"], row["replay_error"] = replay_ok(name, size, img_size, record, model, x)
