@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in s["top_kdr_reasons"]:
         print(f"  {r['models']:>3} models  {r['reason']}")
     print(f"wrote {path} in {result['settings']['wall_s']:.0f}s")
+    print("docs/pruning.md: python -m bench.zoo.table rewrites the zoo table from it")
     return 0
 
 
