@@ -26,6 +26,7 @@ bench:
 	$(PY) bench/kd_loop.py --quick
 	$(PY) bench/quant.py --quick
 	$(PY) bench/prune_vs_torch_pruning.py --quick
+	$(PY) bench/prune_zoo.py --quick
 	$(PY) bench/orthogonality.py --quick
 	$(PY) bench/gradual.py --quick
 
