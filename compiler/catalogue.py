@@ -4,7 +4,7 @@ Each layer documents what it raises: the syntax codes come from :mod:`recipe_lan
 compatibility rule exports its own entry (``compiler.rules.RULES``), and this module holds the
 rest: the value and declaration codes the compiler raises while lowering a recipe (KDR100-KDR109,
 KDR206-KDR208) and the model-aware codes that ``kdr check --models`` and ``kdr run`` raise
-(KDR500-KDR505, KDR999). Torch-free, like all of the compiler.
+(KDR500-KDR507, KDR999). Torch-free, like all of the compiler.
 
 >>> explain("kdr204").splitlines()[0]
 'KDR204 (error): teacher without trained weights'
@@ -259,11 +259,15 @@ with `except <module>` or make it a leaf.
     code_info(
         "KDR501",
         "error",
-        "teacher and student outputs differ",
+        "model outputs do not fit the data's classes",
         """
-Distillation compares the teacher's and the student's logits class by class, so both must have
-the same number of outputs. A zoo teacher with 1000 ImageNet classes must be fine-tuned on the
-data first (`finetune teacher for N epochs`).
+Every model gives logits of the data's classes, one per class: training scores them against the
+labels, and distillation compares the teacher's and the student's class by class. kdr passes the
+data's classes to every constructor (`num_classes`, timm's too; `num_labels` for `hf.` models)
+unless the call gives its own, so this comes from a call that gives another number
+(`timm.resnet18(num_classes=1000)` on 10 classes) or a factory that ignores `num_classes`.
+The forward must also return something kdr can read logits from: a tensor, a dict or Hugging
+Face ModelOutput with `logits`, or a tuple whose first item is the logits.
 """,
         _DATA + "model teacher = convnet(width=4, num_classes=5)\n"
         "model student = convnet(width=4)\n"
@@ -324,6 +328,23 @@ message quotes the exporter's reason; try another format (`checkpoint` always wo
         'then export student pt2 "s.pt2"',
         _TINY + "train student for 1 step\nthen quantize student int8\n"
         'then export student checkpoint "s.pt"',
+        model_aware=True,
+    ),
+    code_info(
+        "KDR507",
+        "error",
+        "model cannot take the data's images",
+        """
+Every model is run once on a batch of the data before any training, and this one failed. Most
+often the images are too small for its downsampling: `convnext_tiny` and `densenet121` divide
+the image side by 32, so 28x28 MNIST shrinks to nothing ("Kernel size can't be greater than
+actual input size"). kdr retries the model on larger images and says the smallest side that
+works: give the data that `image_size` (`mnist10k(image_size=64)`), or pick a model made for
+small images (`convnet()`, `resnet18()`).
+""",
+        _DATA + "model student = densenet121()\ntrain student for 1 step",
+        "data = mnist10k(batch_size=8, image_size=64)\n"
+        "model student = densenet121()\ntrain student for 1 step",
         model_aware=True,
     ),
     code_info(

@@ -13,7 +13,7 @@ from typing import Any
 from compiler.program import ModelSpec
 from compiler.settings import DEFAULT_SETTINGS, check_setting
 from compiler.values import Values, did_you_mean, unknown
-from compiler.zoo import BUILTIN_MODELS, DATASETS, ZOO, is_zoo_name
+from compiler.zoo import BUILTIN_MODELS, DATASETS, ZOO, is_model_constructor
 from recipe_lang import ast
 from recipe_lang.diagnostics import Diagnostic, Note, Span, error
 from recipe_lang.parser import parse_value
@@ -221,7 +221,7 @@ def model_spec(
     """A model declared by a call (KDR100 for an unknown constructor)."""
     if not call.factory and call.callee == "ensemble":
         return ModelSpec(name=name, kind="ensemble", span=span)
-    if not call.factory and not (is_zoo_name(call.callee) or call.callee in BUILTIN_MODELS):
+    if not call.factory and not is_model_constructor(call.callee):
         values.report(
             unknown(
                 "KDR100",
