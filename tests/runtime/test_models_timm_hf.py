@@ -56,7 +56,7 @@ def test_the_compiler_accepts_library_prefixes_without_importing_them() -> None:
         "import sys\nfrom compiler import compile_source\n"
         "r = compile_source('data = mnist10k()\\nmodel student = timm.resnet18()\\n"
         "model t = hf.ViTForImageClassification(hidden_size=32)\\n"
-        "model u = hf.from_pretrained(\"d\")\\ntrain t for 1 step\\n"
+        'model u = hf.from_pretrained("d")\\ntrain t for 1 step\\n'
         "then distill student from t for 1 step\\nthen train u for 1 step')\n"
         "assert r.plan is not None, [d.message for d in r.diagnostics]\n"
         "assert not {'timm', 'transformers', 'torch'} & set(sys.modules), 'imported'\n"
@@ -90,7 +90,7 @@ def test_timm_vit_gets_the_data_image_size() -> None:
 
 
 def test_timm_call_arguments_win_over_the_data() -> None:
-    plan, data, store = _setup("model student = timm.resnet18(num_classes=4, in_chans=1)\n")
+    _, _, store = _setup("model student = timm.resnet18(num_classes=4, in_chans=1)\n")
     assert store.get("student").fc.out_features == 4
 
 
