@@ -49,8 +49,8 @@ def check_models_io(
             where.setdefault(member, p)
     out: list[Diagnostic] = []
     for name, model in store.models.items():
-        p = where.get(name)
-        span = p.span if p is not None else None
+        use = where.get(name)
+        span = use.span if use is not None else None
         output, failure = _forward(model, example)
         if failure is not None:
             out.append(_input_error(plan, name, model, example, failure, span))

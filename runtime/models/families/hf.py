@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,10 @@ class HFFromPretrained:
         if model_class is None:
             model_class = transformers.AutoModelForImageClassification
         relabel = config.num_labels != old_labels
-        model: nn.Module = model_class.from_pretrained(
-            str(folder), config=config, local_files_only=True, ignore_mismatched_sizes=relabel
-        )
+        with _quiet(transformers):
+            model: nn.Module = model_class.from_pretrained(
+                str(folder), config=config, local_files_only=True, ignore_mismatched_sizes=relabel
+            )
         if relabel:
             note = (
                 f"classifier re-initialised for {config.num_labels} labels "
@@ -126,6 +128,22 @@ class HFFromPretrained:
         if channels is not None:
             _fit_channels(model, int(channels))
         return model
+
+
+@contextlib.contextmanager
+def _quiet(transformers: Any) -> Iterator[None]:
+    """transformers' load report and progress bars off while loading (kdr reports the
+    re-initialised classifier itself); its settings restored."""
+    logging = transformers.utils.logging
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def _fit_channels(model: nn.Module, channels: int) -> None:
@@ -139,7 +157,7 @@ def _fit_channels(model: nn.Module, channels: int) -> None:
     config.num_channels = channels
     for module in model.modules():
         if getattr(module, "num_channels", None) == old and not isinstance(module, nn.GroupNorm):
-            module.num_channels = channels
+            setattr(module, "num_channels", channels)  # noqa: B010  (a plain int attribute)
 
 
 def _resolve(constructor: str) -> ModelFn | None:
