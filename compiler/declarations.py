@@ -222,16 +222,22 @@ def model_spec(
     if not call.factory and call.callee == "ensemble":
         return ModelSpec(name=name, kind="ensemble", span=span)
     if not call.factory and not is_model_constructor(call.callee):
-        values.report(
-            unknown(
-                "KDR100",
-                "model constructor",
-                call.callee,
-                call.span,
-                (*BUILTIN_MODELS, *ZOO),
-                list_choices=False,
-            )
+        diag = unknown(
+            "KDR100",
+            "model constructor",
+            call.callee,
+            call.span,
+            (*BUILTIN_MODELS, *ZOO),
+            list_choices=False,
         )
+        if not diag.notes:  # no close name: say where other models come from
+            other = Note(
+                kind="help",
+                message="timm and Hugging Face models take a prefix (`timm.<name>`, "
+                '`hf.<ModelClass>`); your own, a factory `"pkg.mod:fn"(...)`',
+            )
+            diag = diag.model_copy(update={"notes": (other,)})
+        values.report(diag)
         # Still declared (the recipe has an error, so no plan is built): its uses are not
         # reported again as unknown models.
         broken = True

@@ -120,8 +120,8 @@ def _input_error(
         )
     else:
         help_text = (
-            f"`{name}` runs on {side}x{side} images (it downsamples more than these images "
-            f"allow): {_resize_fix(plan, side)}"
+            f"`{name}` runs on {side}x{side} images, the smallest size kdr tried that works: "
+            f"{_resize_fix(plan, side)}"
         )
     return error(
         "KDR507",

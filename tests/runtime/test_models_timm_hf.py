@@ -69,6 +69,9 @@ def test_the_compiler_accepts_library_prefixes_without_importing_them() -> None:
     assert [d.code for d in bad.diagnostics] == ["KDR100"]
     bare = compile_source(DATA + "model student = timm.()\ntrain student for 1 step")
     assert bare.plan is None
+    unprefixed = compile_source(DATA + "model student = vit_tiny_patch16_224()\n")
+    (d,) = unprefixed.diagnostics
+    assert d.code == "KDR100" and "`timm.<name>`" in d.notes[0].message
 
 
 def test_timm_resnet18_is_wired_from_the_data() -> None:
@@ -109,6 +112,18 @@ def test_timm_failures_are_kdr504(call: str, words: str) -> None:
     code, message, notes = _error(exc)
     assert code == "KDR504"
     assert words in message + " " + notes
+
+
+@pytest.mark.parametrize(("call", "extra"), [("timm.resnet18()", "timm"), (TINY_VIT, "hf")])
+def test_a_missing_library_names_its_extra(
+    monkeypatch: pytest.MonkeyPatch, call: str, extra: str
+) -> None:
+    _, _, store = _setup(f"model student = {call}\n")
+    monkeypatch.setitem(sys.modules, "timm" if extra == "timm" else "transformers", None)
+    with pytest.raises(KdrError) as exc:
+        store.get("student")
+    code, _, notes = _error(exc)
+    assert code == "KDR504" and f"pip install 'kdr[{extra}]'" in notes
 
 
 def test_hf_vit_from_a_config_is_wired_and_trains() -> None:
