@@ -13,7 +13,7 @@ from typing import Any
 from compiler.program import ModelSpec
 from compiler.settings import DEFAULT_SETTINGS, check_setting
 from compiler.values import Values, did_you_mean, unknown
-from compiler.zoo import BUILTIN_MODELS, DATASETS, ZOO, is_zoo_name
+from compiler.zoo import BUILTIN_MODELS, DATASETS, ZOO, is_model_constructor
 from recipe_lang import ast
 from recipe_lang.diagnostics import Diagnostic, Note, Span, error
 from recipe_lang.parser import parse_value
@@ -221,17 +221,23 @@ def model_spec(
     """A model declared by a call (KDR100 for an unknown constructor)."""
     if not call.factory and call.callee == "ensemble":
         return ModelSpec(name=name, kind="ensemble", span=span)
-    if not call.factory and not (is_zoo_name(call.callee) or call.callee in BUILTIN_MODELS):
-        values.report(
-            unknown(
-                "KDR100",
-                "model constructor",
-                call.callee,
-                call.span,
-                (*BUILTIN_MODELS, *ZOO),
-                list_choices=False,
-            )
+    if not call.factory and not is_model_constructor(call.callee):
+        diag = unknown(
+            "KDR100",
+            "model constructor",
+            call.callee,
+            call.span,
+            (*BUILTIN_MODELS, *ZOO),
+            list_choices=False,
         )
+        if not diag.notes:  # no close name: say where other models come from
+            other = Note(
+                kind="help",
+                message="timm and Hugging Face models take a prefix (`timm.<name>`, "
+                '`hf.<ModelClass>`); your own, a factory `"pkg.mod:fn"(...)`',
+            )
+            diag = diag.model_copy(update={"notes": (other,)})
+        values.report(diag)
         # Still declared (the recipe has an error, so no plan is built): its uses are not
         # reported again as unknown models.
         broken = True

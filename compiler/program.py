@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from compiler.zoo import library_weights
 from recipe_lang import ast
 from recipe_lang.diagnostics import Span
 
@@ -43,17 +44,21 @@ class ModelSpec:
     def has_initial_weights(self) -> bool:
         """Whether it holds trained weights before any stage runs."""
         weights = self.kwargs.get("weights")
-        return bool(self.weights_path or self.pretrained or (weights not in (None, False, "")))
+        library = self.kind == "constructor" and library_weights(self.constructor, self.kwargs)
+        return bool(
+            self.weights_path or self.pretrained or (weights not in (None, False, "")) or library
+        )
 
     @property
     def pretrained_elsewhere(self) -> bool:
         """Zoo weights (``weights=...`` or a bare zoo teacher): trained, but on the zoo's own
         classes; the runtime re-initialises the classifier for the data's."""
         weights = self.kwargs.get("weights")
+        timm = library_weights(self.constructor, self.kwargs) == "pretrained"
         return (
             self.kind == "constructor"
             and not self.weights_path
-            and (self.pretrained or weights not in (None, False, ""))
+            and (self.pretrained or weights not in (None, False, "") or timm)
         )
 
     def to_plan(self) -> dict[str, Any]:

@@ -95,12 +95,38 @@ ZOO: tuple[str, ...] = (
 #: kdr's own model families.
 BUILTIN_MODELS: tuple[str, ...] = ("convnet",)
 
+#: Optional libraries whose models a recipe names by prefix (``timm.resnet18``,
+#: ``hf.ViTForImageClassification``). The compiler cannot list their models without importing
+#: them: any name after the prefix is accepted here and checked by the runtime's family.
+LIBRARY_PREFIXES: tuple[str, ...] = ("timm.", "hf.")
+
 #: Built-in datasets.
 DATASETS: tuple[str, ...] = ("mnist10k", "imagefolder", "cifar10", "cifar100", "mnist")
 
 OPTIMIZERS: tuple[str, ...] = vocab.OPTIMIZERS
 SCHEDULES: tuple[str, ...] = vocab.SCHEDULES
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+
+
+def is_library_name(name: str) -> bool:
+    """``timm.resnet18``, ``hf.ViTForImageClassification``: a prefix and a name after it."""
+    return any(name.startswith(p) and len(name) > len(p) for p in LIBRARY_PREFIXES)
+
+
+def library_weights(constructor: str | None, kwargs: dict[str, object]) -> str | None:
+    """Trained weights a library call asks for: ``"pretrained"`` for ``timm.x(pretrained=true)``
+    (trained on timm's own classes; the classifier is re-initialised for the data's),
+    ``"saved"`` for ``hf.from_pretrained("dir")`` (a saved model), else None."""
+    if constructor == "hf.from_pretrained":
+        return "saved"
+    if (constructor or "").startswith("timm.") and kwargs.get("pretrained") is True:
+        return "pretrained"
+    return None
+
+
+def is_model_constructor(name: str) -> bool:
+    """A constructor the compiler accepts: torchvision's zoo, kdr's own, or a library's."""
+    return is_zoo_name(name) or name in BUILTIN_MODELS or is_library_name(name)
 
 
 def is_zoo_name(name: str) -> bool:

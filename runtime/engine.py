@@ -43,6 +43,7 @@ from runtime.data import DataBundle, index_batches
 from runtime.fit_state import BatchStream, FitHook, LoopState
 from runtime.fit_stats import FitStats, stats_of
 from runtime.kd import Targets, cross_entropy, kd_loss, mix_batch
+from runtime.models.outputs import logits_of
 from runtime.optim import (
     make_optimizer,
     make_scheduler,
@@ -122,7 +123,9 @@ def resolve_device(name: str) -> torch.device:
 def _teacher_logits(
     teacher: nn.Module, images: torch.Tensor, device: torch.device, batch: int
 ) -> torch.Tensor:
-    outs = [teacher(images[i : i + batch].to(device)) for i in range(0, len(images), batch)]
+    outs = [
+        logits_of(teacher(images[i : i + batch].to(device))) for i in range(0, len(images), batch)
+    ]
     return torch.cat(outs).float()
 
 
@@ -257,13 +260,13 @@ def fit(
                 if distill is not None and teacher is not None:
                     if t_logits is None:
                         with torch.inference_mode():
-                            t_logits = teacher(x)
-                    out = forward(x)
+                            t_logits = logits_of(teacher(x))
+                    out = logits_of(forward(x))
                     loss = kd_loss(
                         out, t_logits, targets, distill.temperature, distill.alpha, smoothing
                     )
                 else:
-                    loss = cross_entropy(forward(x), targets, smoothing)
+                    loss = cross_entropy(logits_of(forward(x)), targets, smoothing)
             extras.record(step, optimizer)
             optimizer.zero_grad(set_to_none=True)
             if scaler.is_enabled():
@@ -325,7 +328,7 @@ def evaluate(model: nn.Module, data: DataBundle, device: str | None = None) -> f
     try:
         with torch.inference_mode():
             for x, y in data.eval_batches():
-                out = model(x.to(dev))
+                out = logits_of(model(x.to(dev)))
                 correct += int((out.argmax(1).cpu() == y).sum())
                 total += len(y)
     finally:

@@ -10,6 +10,10 @@
   dynamo exporter needs ``onnxscript``, which kdr does not depend on), opset 17, batch axis
   dynamic, input ``input`` and output ``logits``.
 
+A model whose forward returns something else than a tensor (a Hugging Face ``ModelOutput``, a
+tuple) is exported wrapped in :class:`~runtime.models.outputs.LogitsOnly`: the file computes the
+logits, as a classifier's consumers expect.
+
 The model is exported in eval mode on CPU; its mode is restored afterwards. Failures are
 ``KDR505`` diagnostics naming the format and the path.
 """
@@ -27,6 +31,7 @@ from torch import nn
 from compiler.vocab import EXPORT_FORMATS
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.checkpoint import atomic_write_bytes, save_checkpoint
+from runtime.models.outputs import LogitsOnly
 
 #: The export formats, named once in the compiler (``compiler.vocab.EXPORT_FORMATS``).
 FORMATS = EXPORT_FORMATS
@@ -105,7 +110,8 @@ def export_model(
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         with torch.no_grad():
-            {"torchscript": _torchscript, "pt2": _pt2, "onnx": _onnx}[fmt](model, tmp, example)
+            target = model if isinstance(model(example), torch.Tensor) else LogitsOnly(model)
+            {"torchscript": _torchscript, "pt2": _pt2, "onnx": _onnx}[fmt](target, tmp, example)
         atomic_write_bytes(path, tmp.read_bytes())
     except KdrError:
         raise

@@ -50,6 +50,7 @@ def build_from_spec(spec: dict[str, Any], data: DataBundle) -> nn.Module:
         kwargs,
         in_channels=data.in_channels,
         num_classes=data.num_classes,
+        image_size=data.image_size,
     )
     if spec.get("weights_path"):
         load_weights(model, spec["weights_path"])

@@ -47,6 +47,7 @@ from torch import nn
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime import distributed
 from runtime.data import DataBundle
+from runtime.models.outputs import logits_of
 from runtime.optim import option_error
 
 #: What ``keep best`` may choose by, and whether higher is better.
@@ -76,7 +77,7 @@ def validate(model: nn.Module, data: DataBundle) -> dict[str, float]:
     try:
         with torch.inference_mode():
             for x, y in data.val_batches():
-                out = model(x.to(device)).float().cpu()
+                out = logits_of(model(x.to(device))).float().cpu()
                 correct += int((out.argmax(1) == y).sum())
                 loss += float(F.cross_entropy(out, y, reduction="sum"))
                 total += len(y)

@@ -7,7 +7,7 @@ from compiler.lower.base import LowerState
 from compiler.program import ModelSpec, Step
 from compiler.values import did_you_mean, unknown
 from compiler.vocab import StageTraits
-from compiler.zoo import BUILTIN_MODELS, ZOO, is_zoo_name
+from compiler.zoo import ZOO, is_model_constructor, is_zoo_name
 from recipe_lang import ast
 from recipe_lang.diagnostics import Note, error
 from recipe_lang.printer import call as call_text
@@ -113,7 +113,7 @@ def _inline_teacher(st: LowerState, call: ast.Call) -> str | None:
         check_ensemble(call, spec, st.models, set(st.decls.params), st.report)
         st.models[name] = spec
         return name
-    if not call.factory and not is_zoo_name(call.callee) and call.callee not in BUILTIN_MODELS:
+    if not call.factory and not is_model_constructor(call.callee):
         st.report(
             unknown(
                 "KDR100", "teacher constructor", call.callee, call.span, ZOO, list_choices=False

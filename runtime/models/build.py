@@ -19,18 +19,21 @@ def build_model(
     *,
     in_channels: int,
     num_classes: int,
+    image_size: int | None = None,
 ) -> nn.Module:
-    """Build ``constructor(*args, **kwargs)`` for data of ``in_channels`` and ``num_classes``."""
+    """Build ``constructor(*args, **kwargs)`` for data of ``in_channels`` and ``num_classes``
+    (and ``image_size``, for the constructors whose shapes depend on it)."""
     fn, family = resolve(constructor)
     kwargs = dict(kwargs)
     in_channels = int(kwargs.pop("in_channels", in_channels))
     pretrained = kwargs.get("weights") is not None
     if pretrained:  # built with the weights' own head, then given the data's classes
         num_classes = int(kwargs.pop("num_classes", num_classes))
-    family.wire(fn, kwargs, Wiring(in_channels, num_classes, pretrained))
+    downloads = pretrained or kwargs.get("pretrained") is True  # timm's own flag
+    family.wire(fn, kwargs, Wiring(in_channels, num_classes, pretrained, image_size))
     try:
         model = fn(*args, **kwargs)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, AssertionError) as exc:
         raise model_error(
             f"`{constructor}` rejects its arguments: {exc}", signature_help(fn)
         ) from exc
@@ -38,7 +41,7 @@ def build_model(
         raise model_error(
             f"`{constructor}` failed to build: {exc}",
             'pretrained weights cannot be fetched offline: give `from "path"` instead'
-            if pretrained
+            if downloads
             else "check the constructor's arguments",
         ) from exc
     if not isinstance(model, nn.Module):

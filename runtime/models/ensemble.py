@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from runtime.models.outputs import logits_of
+
 
 class Ensemble(nn.Module):
     """A teacher that averages its members' logits."""
@@ -14,7 +16,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.members[0](x)
+        out = logits_of(self.members[0](x))
         for member in self.members[1:]:
-            out = out + member(x)
+            out = out + logits_of(member(x))
         return out / len(self.members)

@@ -2,9 +2,11 @@
 how a call receives the data's ``num_classes`` and ``in_channels``.
 
 Families: built-ins (``@register_builtin``, names from ``compiler.zoo.BUILTIN_MODELS``),
-torchvision's zoo (names from ``compiler.zoo.ZOO``) and ``"pkg.mod:fn"`` factories. The
-compiler's tables are torch-free, so ``kdr check`` knows every name without importing torch; a
-test checks that the registered names equal them.
+torchvision's zoo (names from ``compiler.zoo.ZOO``), ``timm.<name>`` and ``hf.<Class>`` (optional
+libraries: the compiler accepts their prefixes, ``compiler.zoo.LIBRARY_PREFIXES``, and the
+family checks the name when it resolves it) and ``"pkg.mod:fn"`` factories. The compiler's
+tables are torch-free, so ``kdr check`` knows every name without importing torch; a test checks
+that the registered names equal them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Wiring:
     #: The call asks for pretrained weights (``weights=...``): built with their own head, which
     #: ``build_model`` then fits to ``num_classes``.
     pretrained: bool
+    #: The data's image side, for constructors whose shapes depend on it (timm ViTs' ``img_size``,
+    #: Hugging Face vision configs' ``image_size``); None when unknown.
+    image_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def resolve(constructor: str) -> tuple[ModelFn, Family]:
     hint = (
         f"did you mean `{close[0]}`?"
         if close
-        else f'use a torchvision classification constructor, {builtins}, or "pkg.mod:fn"'
+        else f"use a torchvision classification constructor, {builtins}, `timm.<name>`, "
+        '`hf.<ModelClass>` or "pkg.mod:fn"'
     )
     raise model_error(f"unknown model constructor `{constructor}`", hint)
 
@@ -125,7 +131,26 @@ def accepts(fn: Callable[..., Any], name: str) -> bool:
 
 
 def signature_help(fn: Callable[..., Any]) -> str:
+    """What the constructor accepts: its own ``kdr_help`` text if it has one (library
+    builders, whose signature says nothing), else its signature."""
+    own = getattr(fn, "kdr_help", None)
+    if isinstance(own, str):
+        return own
     try:
         return f"it accepts {getattr(fn, '__name__', 'fn')}{inspect.signature(fn)}"
     except (TypeError, ValueError):
         return "check the constructor's arguments"
+
+
+def optional_library(module: str, extra: str) -> Any:
+    """Import an optional model library (timm, transformers), or a KDR504 that says which kdr
+    extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise model_error(
+            f"`{extra}.` models need `{module}`, which is not installed ({exc})",
+            f"pip install 'kdr[{extra}]'",
+        ) from exc

@@ -1,16 +1,15 @@
 """The preflight of every run: build the models and check them before any training.
 
 :func:`preflight` runs at the start of every ``kdr run``, before any training: every model
-buildable (KDR504), teachers' and students' outputs comparable (KDR501), an int8 engine for
+buildable (KDR504), able to take the data's images (KDR507) and giving logits of the data's
+classes, hence teachers' and students' outputs comparable (KDR501; both in
+:mod:`runtime.run.model_io`), an int8 engine for
 quantization (KDR503), the models that traced passes act on traceable (KDR500), and a
 validation split for every ``keep best`` (KDR207). The dry run
 of the graph passes (:mod:`runtime.run.dry_run`) adds KDR502 and per-pass estimates.
 """
 
 from __future__ import annotations
-
-import torch
-from torch import nn
 
 from compiler.ops import (
     PruneChannelsGradualParams,
@@ -20,22 +19,16 @@ from compiler.ops import (
 )
 from compiler.optim_params import Warmup
 from compiler.plan import Plan, PlanPass
-from recipe_lang.diagnostics import Diagnostic, KdrError, Note, error
+from recipe_lang.diagnostics import Diagnostic, KdrError
 from runtime.data import DataBundle
 from runtime.modelstore import ModelStore
+from runtime.run.model_io import check_models_io
 
 
 def with_span(diags: list[Diagnostic], p: PlanPass | None) -> list[Diagnostic]:
     if p is None or p.span is None:
         return diags
     return [d if d.span is not None else d.model_copy(update={"span": p.span}) for d in diags]
-
-
-def _outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnostic]:
@@ -56,9 +49,7 @@ def preflight(plan: Plan, data: DataBundle, store: ModelStore) -> list[Diagnosti
             diags += with_span(exc.diagnostics, p)
     if diags:
         return diags
-    for p in plan.passes:
-        if p.reads and not any(d.code == "KDR501" for d in diags):
-            diags += _check_logits(plan, store, p, example, data)
+    diags += check_models_io(plan, store, data, example, first_use)
     if any(p.op.startswith("quant.") for p in plan.passes):
         diags += _check_engine(plan)
     diags += _check_traceable(plan, store)
@@ -161,51 +152,6 @@ def _check_traceable(plan: Plan, store: ModelStore) -> list[Diagnostic]:
             reported.add(p.subject)
             out += with_span(exc.diagnostics, p)
     return out
-
-
-def _check_logits(
-    plan: Plan, store: ModelStore, p: PlanPass, example: torch.Tensor, data: DataBundle
-) -> list[Diagnostic]:
-    student = store.models.get(p.subject)
-    if student is None:  # a snapshot taken later: same outputs as its source
-        return []
-    s_out = _outputs(student, example)
-    out: list[Diagnostic] = []
-    for teacher_name in p.reads:
-        teacher = store.models.get(teacher_name)
-        if teacher is None:
-            continue
-        t_out = _outputs(teacher, example)
-        if t_out.shape != s_out.shape:
-            off = [
-                name
-                for name, o in ((teacher_name, t_out), (p.subject, s_out))
-                if o.shape[-1] != data.num_classes
-            ] or [teacher_name]
-            out.append(
-                error(
-                    "KDR501",
-                    f"teacher `{teacher_name}` gives {t_out.shape[-1]} outputs but `{p.subject}` "
-                    f"gives {s_out.shape[-1]} (the data has {data.num_classes} classes)",
-                    p.span,
-                    Note(kind="help", message=_class_fix(plan, off[0], data.num_classes)),
-                )
-            )
-    return out
-
-
-def _class_fix(plan: Plan, name: str, classes: int) -> str:
-    """How to give ``name`` the data's classes (each fix is tested to work)."""
-    spec = plan.models.get(name)
-    if spec is not None and spec.kind == "factory":
-        return (
-            f"`{name}`'s factory must build {classes} outputs: it receives `num_classes` "
-            "from the data (see docs/factories.md)"
-        )
-    return (
-        f"build `{name}` with num_classes={classes}, or leave `num_classes` out: kdr takes it "
-        "from the data"
-    )
 
 
 def _check_engine(plan: Plan) -> list[Diagnostic]:
