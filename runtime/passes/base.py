@@ -26,6 +26,7 @@ from torch import nn
 
 from compiler.ops import OPS, OpParams
 from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.models.outputs import logits_of
 
 
 @dataclass
@@ -116,9 +117,7 @@ def _outputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = module(x)
     finally:
         module.train(was_training)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out
+    return logits_of(out)
 
 
 def typed_params(op: str, params: OpParams | dict[str, Any]) -> OpParams:

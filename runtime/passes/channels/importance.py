@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from compiler.vocab import CRITERIA
 from recipe_lang.diagnostics import KdrError, Note, error
+from runtime.models.outputs import logits_of
 
 from .graph import DependencyGraph, Endpoint, Group
 
@@ -110,10 +111,7 @@ def _taylor_gradients(model: nn.Module, batches: Batches | None) -> None:
     model.eval()  # eval: BatchNorm running statistics must not move during the estimate
     model.zero_grad(set_to_none=True)
     try:
-        out = model(x)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        F.cross_entropy(out, y).backward()
+        F.cross_entropy(logits_of(model(x)), y).backward()
     finally:
         model.train(was_training)
 
