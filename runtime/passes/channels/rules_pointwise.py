@@ -54,4 +54,46 @@ def vector_norm(w: GraphWalker, node: fx.Node) -> Info | None:
     return reduce_dims(w, node, arg(node, 2, "dim"), bool(arg(node, 3, "keepdim")))
 
 
-__all__ = ["addcmul", "norm", "pad", "vector_norm"]
+@function_rule(torch.einsum)
+def einsum(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``torch.einsum`` by its subscripts: the tracked channel letter is followed.
+
+    Every operand holding that letter is coupled (a tracked tensor) or sliced along it (a
+    parameter: ``"bnc,dc->bnd"`` is a linear layer whose weight loses columns); the output
+    carries the channels at the letter's position, or none when the letter is summed away.
+    Ellipses, repeated letters and several tracked letters are not understood.
+    """
+    eq: Any = node.args[0]
+    rest: Any = node.args[1:]
+    ops = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else list(rest)
+    if not isinstance(eq, str) or "..." in eq or "->" not in eq:
+        return w.unknown(node)
+    lhs, out = eq.replace(" ", "").split("->")
+    subs = lhs.split(",")
+    if len(subs) != len(ops) or any(len(set(s)) != len(s) for s in subs):
+        return w.unknown(node)
+    infos = [w.get(x) for x in ops]
+    tracked = {(s[i.dim], len(i.atoms)) for s, i in zip(subs, infos, strict=True) if i}
+    if len(tracked) != 1:
+        return None if not tracked else w.unknown(node)
+    letter, size = tracked.pop()
+    atoms = next(i.atoms for i in infos if i is not None)
+    for s, x, i in zip(subs, ops, infos, strict=True):
+        if i is not None:
+            w.dg.union(atoms, i.atoms)
+            continue
+        if letter not in s:
+            continue
+        param, pdim = w.param_of(x), s.index(letter)
+        other_dims = {
+            ep.dim for ep in w.dg.endpoints.values() if param and ep.target == param[0]
+        } - {pdim}
+        if param is not None and param[2] == -1 and param[1][pdim] == size and not other_dims:
+            w.handled.add(x)
+            w.dg.union(atoms, w.dg.endpoint(param[0], "param", size, pdim).atoms)
+        else:
+            w.dg.block(atoms, f"`{node.name}` contracts channels with an untracked tensor")
+    return Info(out.index(letter), atoms) if letter in out else None
+
+
+__all__ = ["addcmul", "einsum", "norm", "pad", "vector_norm"]

@@ -160,7 +160,10 @@ def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | N
             if isinstance(e, slice) and _full(e, len(i.atoms)):
                 return Info(out_dim, i.atoms)
             w.dg.block(i.atoms, f"`{node.name}` slices channels at constant positions")
-            return Info(out_dim, i.atoms[e]) if isinstance(e, slice) else None
+            plain = isinstance(e, slice) and all(
+                v is None or isinstance(v, int) for v in (e.start, e.stop, e.step)
+            )
+            return Info(out_dim, i.atoms[e]) if plain else None  # computed bounds: untracked
         in_dim += 1
         out_dim += isinstance(e, slice)
     return Info(out_dim + i.dim - in_dim, i.atoms)

@@ -153,3 +153,32 @@ def test_timm_blocks_prune_and_run(name: str) -> None:
     assert info["params_after"] < 0.45 * before, info["groups_unprunable"]
     with torch.no_grad():
         assert m(x).shape == (1, 10)
+
+
+class Ein(nn.Module):
+    """A linear layer written as an einsum on a parameter, then a per-channel einsum scale."""
+
+    def __init__(self, eq: str = "bnc,dc->bnd") -> None:
+        super().__init__()
+        self.fc1, self.eq = nn.Linear(3, 8), eq
+        self.w, self.s = nn.Parameter(torch.randn(5, 8)), nn.Parameter(torch.rand(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.einsum("bnc,c->bnc", self.fc1(x), self.s)
+        return torch.einsum(self.eq, h, self.w)
+
+
+def test_einsum_follows_the_channel_letter_and_slices_parameters() -> None:
+    torch.manual_seed(0)
+    m, x = Ein().eval(), torch.randn(2, 4, 3)
+    dense = copy.deepcopy(m)
+    record, _ = prune_model(m, x, 0.5)
+    keep = record["layers"]["fc1"]["out"]
+    assert record["params"] == {"s": {"dim": 0, "keep": keep}, "w": {"dim": 1, "keep": keep}}
+    with torch.no_grad():
+        h = F.linear(x, dense.fc1.weight[keep], dense.fc1.bias[keep]) * dense.s[keep]
+        assert torch.allclose(m(x), h @ dense.w[:, keep].T, atol=1e-5)
+
+
+def test_einsum_with_ellipsis_blocks() -> None:
+    assert not build(Ein("...c,dc->...d"), torch.randn(2, 4, 3)).prunable_groups()

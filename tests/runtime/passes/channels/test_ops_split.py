@@ -114,3 +114,17 @@ def test_the_tuple_escaping_blocks_its_pieces() -> None:
             return self.conv1(torch.cat(self.conv0(x).chunk(2, 1), 1))
 
     assert not build(Escape(), torch.randn(1, 3, 4, 4)).prunable_groups()
+
+
+def test_a_channel_slice_with_computed_bounds_blocks() -> None:
+    class Half(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv0, self.conv1 = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.conv0(x)
+            return self.conv1(h[:, : x.size(2)])  # bound read from the spatial size
+
+    dg = build(Half(), torch.randn(1, 3, 4, 4))
+    assert not any("conv0" in g.producers for g in dg.prunable_groups())
