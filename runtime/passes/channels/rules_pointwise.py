@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.nn import functional as F
 
-from .op_rules import Info, arg, function_rule, method_rule
+from .op_rules import Info, arg, function_rule, method_rule, module_rule
 from .rules_tensor import elementwise, reduce_dims
 from .walker import GraphWalker
 
@@ -31,8 +31,11 @@ def addcmul(w: GraphWalker, node: fx.Node) -> Info | None:
 
 @function_rule(F.pad)
 def pad(w: GraphWalker, node: fx.Node) -> Info | None:
-    src: Any = arg(node, 0, "input")
-    i, nd, widths = w.get(src), w.ndim(src), arg(node, 1, "pad")
+    return pad_widths(w, node, arg(node, 0, "input"), arg(node, 1, "pad"))
+
+
+def pad_widths(w: GraphWalker, node: fx.Node, src: Any, widths: Any) -> Info | None:
+    i, nd = w.get(src), w.ndim(src)
     w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
     if i is None or nd is None:
         return None
@@ -40,6 +43,20 @@ def pad(w: GraphWalker, node: fx.Node) -> Info | None:
         return w.unknown(node)
     padded = {nd - 1 - k // 2 for k, p in enumerate(widths) if p}
     return w.unknown(node) if i.dim in padded else Info(i.dim, i.atoms)
+
+
+PAD_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
+    nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d,
+    nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d, nn.CircularPad1d,
+    nn.CircularPad2d, nn.CircularPad3d,
+)  # fmt: skip
+
+
+@module_rule(*PAD_MODULES)
+def pad_module(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
+    """``nn.ZeroPad2d`` and kin pad the last 1-3 dims by ``m.padding``: as ``F.pad``."""
+    return pad_widths(w, node, node.args[0], list(m.padding))
 
 
 @method_rule("norm")

@@ -250,7 +250,7 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
     src: Any = node.args[0]
     i, sout = w.get(src), w.shapes.get(node)
     if i is None and sout is not None:
-        param_view(w, node, src, sout)
+        param_view(w, node, src, sout, shape_args)
         return None
     sin = w.shapes.get(src) if isinstance(src, fx.Node) else None
     if i is None or sin is None or sout is None:
@@ -261,7 +261,7 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
         if _prod(sout[:j]) != pre:
             continue
         if shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1):
-            break  # a constant or computed channel count may be stale after pruning
+            continue  # a constant or computed channel count may be stale after pruning
         for k in range(d + 1, len(sin) + 1):
             inner = _prod(sin[d + 1 : k])
             if sout[j] == size * inner:
@@ -269,17 +269,23 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
     return w.unknown(node)
 
 
-def param_view(w: GraphWalker, node: fx.Node, src: Any, sout: Any) -> None:
+def param_view(
+    w: GraphWalker, node: fx.Node, src: Any, sout: Any, shape_args: list[Any] | None
+) -> None:
     """A parameter (or view of one) with one non-1 dim, viewed with one non-1 dim: record
-    where the parameter's channels sit, so arithmetic can slice the parameter."""
+    where the parameter's channels sit, so arithmetic can slice the parameter. As for
+    tensors, the requested size there must be ``-1`` (``view(dim, 1, 1)`` would go stale)."""
     param = w.param_of(src)
     if param is None:
         return
     big_in = [k for k, n in enumerate(param[1]) if n != 1]
     big_out = [k for k, n in enumerate(sout) if n != 1]
-    if len(big_in) == 1 and len(big_out) == 1 and param[1][big_in[0]] == sout[big_out[0]]:
-        w.handled.add(src)
-        w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
+    if len(big_in) != 1 or len(big_out) != 1 or param[1][big_in[0]] != sout[big_out[0]]:
+        return
+    if shape_args is not None and (len(shape_args) != len(sout) or shape_args[big_out[0]] != -1):
+        return
+    w.handled.add(src)
+    w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
 
 
 @method_rule("permute")

@@ -176,6 +176,9 @@ class GraphWalker:
         return None
 
     def size_item(self, node: fx.Node, sizes: fx.Node, index: Any) -> Info | None:
+        """One entry of a size tuple; ``B, C, H, W = x.shape`` with ``C`` unused reads nothing."""
+        if not node.users:
+            return None
         src = self.size_of[sizes]
         i, nd = self.get(src), self.ndim(src)
         if i is None or nd is None:

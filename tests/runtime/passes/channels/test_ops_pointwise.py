@@ -182,3 +182,12 @@ def test_einsum_follows_the_channel_letter_and_slices_parameters() -> None:
 
 def test_einsum_with_ellipsis_blocks() -> None:
     assert not build(Ein("...c,dc->...d"), torch.randn(2, 4, 3)).prunable_groups()
+
+
+def test_padding_modules_pass_channels_through(matches_zeroed: Any) -> None:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ZeroPad2d((1, 0, 2, 1)), nn.Conv2d(8, 2, 3)).eval()
+    dense, x = copy.deepcopy(m), torch.randn(2, 3, 5, 5)
+    record, _ = prune_model(m, x, 0.5)
+    assert m[0].out_channels == 4
+    matches_zeroed(dense, m, record, x)

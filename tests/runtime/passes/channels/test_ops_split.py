@@ -128,3 +128,19 @@ def test_a_channel_slice_with_computed_bounds_blocks() -> None:
 
     dg = build(Half(), torch.randn(1, 3, 4, 4))
     assert not any("conv0" in g.producers for g in dg.prunable_groups())
+
+
+def test_an_unused_channel_count_from_unpacking_the_shape_reads_nothing() -> None:
+    class Unpack(nn.Module):
+        def __init__(self, use: bool) -> None:
+            super().__init__()
+            self.conv0, self.conv1, self.use = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 2, 1), use
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.conv0(x)
+            b, c, hh, ww = h.shape
+            return self.conv1(h.reshape(b, c if self.use else -1, hh, ww))
+
+    x = torch.randn(1, 3, 4, 4)
+    assert any("conv0" in g.producers for g in build(Unpack(False), x).prunable_groups())
+    assert not any("conv0" in g.producers for g in build(Unpack(True), x).prunable_groups())
