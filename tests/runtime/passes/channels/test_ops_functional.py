@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.passes.channels import build, prune_model
+from runtime.passes.channels import apply_record, build, prune_model
 
 
 class BNAct(nn.BatchNorm2d):
@@ -162,8 +162,11 @@ def test_timm_functional_norms_prune_and_run(name: str) -> None:
     m = timm.create_model(name, pretrained=False, num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
     before = sum(p.numel() for p in m.parameters())
-    _, info = prune_model(m, x, 0.5)
+    record, info = prune_model(m, x, 0.5)
     assert info["params_after"] < 0.45 * before, info["groups_unprunable"]
     with torch.no_grad():
         assert m(x).shape == (1, 10)
+        fresh = apply_record(timm.create_model(name, pretrained=False, num_classes=10), record)
+        fresh.load_state_dict(m.state_dict())  # the replay rebuilds the same shapes
+        assert torch.allclose(fresh.eval()(x), m(x))
         m.train()(torch.cat([x, x]))
