@@ -3,8 +3,10 @@
 ``cat`` concatenates atom lists (DenseNet's offsets come for free) and ``flatten`` repeats them
 (one conv channel -> ``H*W`` Linear features); broadcasting arithmetic couples the channels of
 both operands (residual adds, squeeze-excitation scales) and turns a ``get_attr`` operand of
-channel size into a ``param`` endpoint (layer-scale). Every list of op names exists once, here,
-as the keys it registers.
+channel size, or a ``-1`` view of one (``gamma.reshape(1, -1, 1, 1)``), into a ``param``
+endpoint (layer-scale). Splits and indexing are in :mod:`.rules_split`, ``addcmul``/``pad``/
+``norm``/``einsum`` in :mod:`.rules_pointwise`. Every list of op names exists once, here, as the
+keys it registers.
 """
 
 from __future__ import annotations
