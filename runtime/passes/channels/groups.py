@@ -115,6 +115,8 @@ def apply_partitions(
                 groups[gi].blocked = "balanced channel groups span several groups"
             continue
         grp = groups[grps.pop()]
+        if all(sorted(c) == sorted(chunk_roots[0]) and len(set(c)) == len(c) for c in chunk_roots):
+            continue  # every chunk holds the same classes (GLU's a * b): balanced by itself
         pos = {r: i for i, r in enumerate(grp.classes)}
         flat = [r for chunk in chunk_roots for r in chunk]
         if len(set(flat)) != len(flat) or set(flat) != set(grp.classes):

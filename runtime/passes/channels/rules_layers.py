@@ -3,7 +3,8 @@
 A layer is where channels end up as weights: each gets endpoints (``in``/``out`` for conv and
 linear, ``norm`` for norms) whose atoms are coupled with the tensor it reads. A depthwise or
 grouped conv with ``in == out`` ties its input to its output channels (grouped: equal keep per
-group, a *partition*); a grouped conv with ``in != out`` blocks both.
+group, a *partition*); a grouped conv with ``in != out`` keeps input and output apart, each with
+its own partition (every group keeps as many inputs, and as many outputs, as the others).
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ def _chunks(atoms: list[int], n: int) -> list[list[int]]:
 
 
 @module_rule(*CONVS)
-def conv(w: GraphWalker, node: fx.Node, m: nn.modules.conv._ConvNd) -> Info | None:
+def conv_module(w: GraphWalker, node: fx.Node, m: nn.modules.conv._ConvNd) -> Info | None:
+    return conv(w, node, m)
+
+
+def conv(
+    w: GraphWalker, node: fx.Node, m: nn.modules.conv._ConvNd, name: str | None = None
+) -> Info:
+    """``name``: the conv's qualified name when ``node`` is a functional call on its weights."""
     src: Any = node.args[0] if node.args else None
-    name = str(node.target)
+    name = name or str(node.target)
     ep_in = w.dg.endpoint(name, "in", m.in_channels)
     ep_out = w.dg.endpoint(name, "out", m.out_channels)
     w.consume(src, ep_in.atoms, 1, f"input of conv `{name}` not tracked")
@@ -41,20 +49,30 @@ def conv(w: GraphWalker, node: fx.Node, m: nn.modules.conv._ConvNd) -> Info | No
         w.dg.union(ep_in.atoms, ep_out.atoms)
         if m.groups != m.in_channels:  # grouped, not depthwise: equal keep per group
             w.dg.partitions.append(_chunks(ep_out.atoms, m.groups))
-    elif m.groups > 1:
-        w.dg.block(ep_in.atoms + ep_out.atoms, f"grouped conv `{name}` with in != out")
+    elif m.groups > 1:  # in != out: group k reads input chunk k only; equal keep per chunk
+        w.dg.partitions.append(_chunks(ep_in.atoms, m.groups))
+        w.dg.partitions.append(_chunks(ep_out.atoms, m.groups))
     w.block_inputs(node, f"extra input of `{name}`", keep=src)
     return Info(1, ep_out.atoms)
 
 
 @module_rule(nn.Linear)
-def linear(w: GraphWalker, node: fx.Node, m: nn.Linear) -> Info | None:
+def linear_module(w: GraphWalker, node: fx.Node, m: nn.Linear) -> Info | None:
+    return linear(w, node, m)
+
+
+def linear(w: GraphWalker, node: fx.Node, m: nn.Linear, name: str | None = None) -> Info | None:
     src: Any = node.args[0] if node.args else None
-    name = str(node.target)
+    name = name or str(node.target)
     nd = w.ndim(src)
     ep_in = w.dg.endpoint(name, "in", m.in_features)
     ep_out = w.dg.endpoint(name, "out", m.out_features)
     last = None if nd is None else nd - 1
+    i = w.get(src)
+    mixes_tokens = i is not None and last is not None and i.dim != last
+    if mixes_tokens and src.op != "placeholder":  # ResMLP, MLP-Mixer (an input's dim 1 is a guess)
+        w.dg.block(ep_in.atoms + ep_out.atoms, f"linear `{name}` acts on a non-channel dim")
+        return Info(i.dim, i.atoms) if i is not None else None  # each channel on its own
     w.consume(src, ep_in.atoms, last, f"input of linear `{name}` not channel-last")
     return None if last is None else Info(last, ep_out.atoms)
 

@@ -3,8 +3,10 @@
 ``cat`` concatenates atom lists (DenseNet's offsets come for free) and ``flatten`` repeats them
 (one conv channel -> ``H*W`` Linear features); broadcasting arithmetic couples the channels of
 both operands (residual adds, squeeze-excitation scales) and turns a ``get_attr`` operand of
-channel size into a ``param`` endpoint (layer-scale). Every list of op names exists once, here,
-as the keys it registers.
+channel size, or a ``-1`` view of one (``gamma.reshape(1, -1, 1, 1)``), into a ``param``
+endpoint (layer-scale). Splits and indexing are in :mod:`.rules_split`, ``addcmul``/``pad``/
+``norm``/``einsum`` in :mod:`.rules_pointwise`. Every list of op names exists once, here, as the
+keys it registers.
 """
 
 from __future__ import annotations
@@ -88,14 +90,6 @@ def getattr_rule(w: GraphWalker, node: fx.Node) -> Info | None:
     return w.unknown(node)
 
 
-@function_rule(operator.getitem)
-def getitem_rule(w: GraphWalker, node: fx.Node) -> Info | None:
-    sizes: Any = node.args[0]
-    if sizes in w.size_of:
-        return w.size_item(node, sizes, node.args[1])
-    return w.unknown(node)
-
-
 # -- element-wise -------------------------------------------------------------------------------
 def _is_stochastic_depth(target: Any) -> bool:
     """torchvision's fx-wrapped ``stochastic_depth``: per-sample noise, channel-independent."""
@@ -133,12 +127,21 @@ def binary_method(w: GraphWalker, node: fx.Node) -> Info | None:
 
 
 def binary(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
-    """Element-wise op with broadcasting: residual adds, SE scales, layer-scale params."""
+    return elementwise(w, node, [a, b])
+
+
+def elementwise(w: GraphWalker, node: fx.Node, operands: list[Any]) -> Info | None:
+    """Element-wise op with broadcasting: residual adds, SE scales, layer-scale params.
+
+    Tracked operands are coupled; a parameter (or a view of one, ``gamma.reshape(1, -1, 1,
+    1)``) of channel size becomes a ``param`` endpoint; a size-1 or missing channel axis
+    broadcasts; any other untracked tensor of channel size blocks (it could not shrink).
+    """
     nd = w.ndim(node)
     if nd is None:
         return w.unknown(node)
     carriers: list[tuple[int, Info]] = []
-    for x in (a, b):
+    for x in operands:
         i, xd = w.get(x), w.ndim(x)
         if i is not None and xd is not None:
             carriers.append((i.dim + nd - xd, i))
@@ -151,18 +154,20 @@ def binary(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
     d, size = dims.pop(), len(atoms)
     for _, i in carriers[1:]:
         w.dg.union(atoms, i.atoms)
-    for x in (a, b):
+    for x in operands:
         if not isinstance(x, fx.Node) or w.get(x) is not None:
             continue
-        shape = w.attr_shape(x) if x.op == "get_attr" else w.shapes.get(x)
+        param = w.param_of(x)
+        shape = param[1] if param is not None else w.shapes.get(x)
         if shape is None:
             continue  # a Python number
         xdim = d - (nd - len(shape))
         if xdim < 0 or shape[xdim] == 1 or size == 1:
             w.handled.add(x)
-        elif shape[xdim] == size and x.op == "get_attr":
+        elif shape[xdim] == size and param is not None and param[2] in (-1, xdim):
             w.handled.add(x)
-            w.dg.union(atoms, w.dg.endpoint(str(x.target), "param", size, xdim).atoms)
+            pdim = xdim if param[3] == -1 else param[3]
+            w.dg.union(atoms, w.dg.endpoint(param[0], "param", size, pdim).atoms)
         else:
             w.dg.block(atoms, f"`{node.name}` mixes channels with an untracked tensor")
     return Info(d, atoms)
@@ -171,15 +176,27 @@ def binary(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
 @method_rule(*REDUCE_METHODS)
 @function_rule(*REDUCE_FUNCS)
 def reduce(w: GraphWalker, node: fx.Node) -> Info | None:
-    dims, keepdim = arg(node, 1, "dim"), bool(arg(node, 2, "keepdim"))
+    return reduce_dims(w, node, arg(node, 1, "dim"), bool(arg(node, 2, "keepdim")))
+
+
+def reduce_dims(w: GraphWalker, node: fx.Node, dims: Any, keepdim: bool) -> Info | None:
+    """A reduction over ``dims``: the channels survive unless the channel dim is reduced.
+
+    A mean, max or min *over* the channels (CBAM's spatial attention, GRN's mean response)
+    has no channel axis left and the same value range with fewer channels, like a LayerNorm's
+    statistics: the input stays prunable. A sum or norm over them would scale with the count.
+    """
     i, nd = w.get(node.args[0]), w.ndim(node.args[0])
     if i is None or nd is None:
         return None
     if dims is None or (isinstance(dims, (list, tuple)) and not dims):
         return w.unknown(node)
+    if not all(isinstance(d, int) for d in (dims if isinstance(dims, (list, tuple)) else [dims])):
+        return w.unknown(node)
     dl = [int(d) % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
     if i.dim in dl:
-        return w.unknown(node)
+        scale_free = target_name(node.target) in ("mean", "amax", "amin")
+        return None if scale_free else w.unknown(node)
     return Info(i.dim if keepdim else i.dim - sum(d < i.dim for d in dl), i.atoms)
 
 
@@ -234,6 +251,9 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
     """
     src: Any = node.args[0]
     i, sout = w.get(src), w.shapes.get(node)
+    if i is None and sout is not None:
+        param_view(w, node, src, sout, shape_args)
+        return None
     sin = w.shapes.get(src) if isinstance(src, fx.Node) else None
     if i is None or sin is None or sout is None:
         return None
@@ -243,12 +263,31 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
         if _prod(sout[:j]) != pre:
             continue
         if shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1):
-            break  # a constant or computed channel count may be stale after pruning
+            continue  # a constant or computed channel count may be stale after pruning
         for k in range(d + 1, len(sin) + 1):
             inner = _prod(sin[d + 1 : k])
             if sout[j] == size * inner:
                 return Info(j, [a for a in i.atoms for _ in range(inner)])
     return w.unknown(node)
+
+
+def param_view(
+    w: GraphWalker, node: fx.Node, src: Any, sout: Any, shape_args: list[Any] | None
+) -> None:
+    """A parameter (or view of one) with one non-1 dim, viewed with one non-1 dim: record
+    where the parameter's channels sit, so arithmetic can slice the parameter. As for
+    tensors, the requested size there must be ``-1`` (``view(dim, 1, 1)`` would go stale)."""
+    param = w.param_of(src)
+    if param is None:
+        return
+    big_in = [k for k, n in enumerate(param[1]) if n != 1]
+    big_out = [k for k, n in enumerate(sout) if n != 1]
+    if len(big_in) != 1 or len(big_out) != 1 or param[1][big_in[0]] != sout[big_out[0]]:
+        return
+    if shape_args is not None and (len(shape_args) != len(sout) or shape_args[big_out[0]] != -1):
+        return
+    w.handled.add(src)
+    w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
 
 
 @method_rule("permute")
@@ -282,7 +321,9 @@ def transpose(w: GraphWalker, node: fx.Node) -> Info | None:
 
 @function_rule(torch.cat, torch.concat, torch.concatenate)
 def cat(w: GraphWalker, node: fx.Node) -> Info | None:
-    tensors, dim = list(arg(node, 0, "tensors")), arg(node, 1, "dim", 0)
+    tensors, dim = arg(node, 0, "tensors"), arg(node, 1, "dim", 0)
+    if not isinstance(tensors, (list, tuple)):
+        return w.unknown(node)  # a tuple node (``torch.cat(x.split(...))``): pieces blocked
     nd = w.ndim(node)
     infos = [w.get(t) for t in tensors]
     if nd is None or all(i is None for i in infos):

@@ -70,16 +70,16 @@ def prune_conv(m: nn.modules.conv._ConvNd, keeps: dict[str, list[int]]) -> None:
     w = m.weight.detach()
     if g == 1:
         w = w[out][:, inp]
-    elif cin == g:  # depthwise: input channel k feeds exactly output channel k
-        w, g = w[out], len(out)
-    else:
-        in_pg, out_pg, rows = cin // g, cout // g, []
+    else:  # group k maps input chunk k to output chunk k; a group losing all of both goes
+        in_pg, out_pg, blocks = cin // g, cout // g, []
         for k in range(g):
             cols = [i - k * in_pg for i in inp if i // in_pg == k]
-            rows.append(w[[o for o in out if o // out_pg == k]][:, cols])
-        if len({r.shape for r in rows}) != 1:
+            rows = [o for o in out if o // out_pg == k]
+            if rows or cols:
+                blocks.append(w[rows][:, cols])
+        if not blocks or len({b.shape for b in blocks}) != 1 or not blocks[0].numel():
             raise KdrError(error("KDR999", f"unbalanced channel groups in `{type(m).__name__}`"))
-        w = torch.cat(rows)
+        w, g = torch.cat(blocks), len(blocks)
     set_tensor(m, "weight", w)
     set_tensor(m, "bias", take(m.bias, out))
     m.in_channels, m.out_channels, m.groups = len(inp), len(out), g

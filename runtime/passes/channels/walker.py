@@ -40,6 +40,12 @@ class GraphWalker:
         self.info: dict[fx.Node, Info | None] = {}
         self.handled: set[fx.Node] = set()
         self.size_of: dict[fx.Node, fx.Node] = {}  # size-tuple node -> tensor it describes
+        #: Tuple-valued nodes (``split``, ``chunk``): the channels of each piece, for getitem.
+        self.pieces: dict[fx.Node, list[Info | None]] = {}
+        #: Views of a parameter with one non-1 dim (``gamma.reshape(1, -1, 1, 1)``): the
+        #: parameter's name, that dim in the view and in the parameter, so arithmetic can
+        #: slice the parameter itself.
+        self.param_views: dict[fx.Node, tuple[str, int, int]] = {}
         # The traced model's own modules: a GraphModule replaces the owners of get_attr-only
         # parameters (ConvNeXt's LayerNorm2d) with plain Modules, losing their types.
         self.modules = dict((root if root is not None else gm).named_modules())
@@ -58,6 +64,14 @@ class GraphWalker:
             for inp in node.all_input_nodes:
                 if inp.op == "get_attr" and inp not in self.handled:
                     self.dg.opaque.add(str(inp.target))
+                if inp in self.param_views and inp not in self.handled:
+                    self.dg.opaque.add(self.param_views[inp][0])
+                if inp in self.pieces and not (
+                    node.target is operator.getitem and node.args[0] is inp
+                ):  # the tuple itself escapes: its pieces keep their sizes
+                    for piece in self.pieces[inp]:
+                        if piece is not None:
+                            self.dg.block(piece.atoms, f"`{node.name}` reads a tuple of pieces")
                 if inp in self.size_of and not (
                     node.target is operator.getitem and node.args[0] is inp
                 ):  # a whole size tuple used elsewhere: it may carry the channel count
@@ -106,6 +120,18 @@ class GraphWalker:
                 return None
         return value.shape
 
+    def param_of(self, node: Any) -> tuple[str, Any, int, int] | None:
+        """``(parameter name, shape, view dim, parameter dim)`` when ``node`` reads a
+        parameter or a view of one; the dims are -1 for a plain ``get_attr`` (any dim of it
+        may be the channel one)."""
+        if not isinstance(node, fx.Node):
+            return None
+        if node.op == "get_attr":
+            shape = self.attr_shape(node)
+            return None if shape is None else (str(node.target), shape, -1, -1)
+        view, shape = self.param_views.get(node), self.shapes.get(node)
+        return None if view is None or shape is None else (view[0], shape, view[1], view[2])
+
     def block_inputs(self, node: fx.Node, reason: str, keep: Any = None) -> None:
         for inp in node.all_input_nodes:
             i = self.info.get(inp)
@@ -150,6 +176,9 @@ class GraphWalker:
         return None
 
     def size_item(self, node: fx.Node, sizes: fx.Node, index: Any) -> Info | None:
+        """One entry of a size tuple; ``B, C, H, W = x.shape`` with ``C`` unused reads nothing."""
+        if not node.users:
+            return None
         src = self.size_of[sizes]
         i, nd = self.get(src), self.ndim(src)
         if i is None or nd is None:
