@@ -37,9 +37,24 @@ from .scopes import matches
 LEAF_TYPES: set[type[nn.Module]] = set()
 
 
-def register_leaf(*types: type[nn.Module]) -> None:
-    """Trace modules of exactly these types as leaves (their op rule handles them whole)."""
-    LEAF_TYPES.update(types)
+#: The same, by ``"module.QualName"`` of the type, for optional libraries kdr does not import
+#: (timm's ``Conv2dSame``, whose padding arithmetic fx cannot trace).
+LEAF_TYPE_NAMES: set[str] = set()
+
+
+def register_leaf(*types: type[nn.Module] | str) -> None:
+    """Trace modules of exactly these types (or type names) as leaves (their rule sees them
+    whole)."""
+    for t in types:
+        (LEAF_TYPE_NAMES.add(t) if isinstance(t, str) else LEAF_TYPES.add(t))
+
+
+def type_name(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def is_leaf_type(m: nn.Module) -> bool:
+    return type(m) in LEAF_TYPES or type_name(type(m)) in LEAF_TYPE_NAMES
 
 
 #: Plan ops whose pass traces with :func:`trace_with_leaves` (an untraceable block is kept
@@ -56,7 +71,7 @@ class KdrTracer(fx.Tracer):
         self.whole = frozenset(whole)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if type(m) in LEAF_TYPES or module_qualified_name in self.whole:
+        if is_leaf_type(m) or module_qualified_name in self.whole:
             return True
         if (
             module_qualified_name

@@ -9,7 +9,11 @@ tracked channels. A rule couples atoms (``walker.dg.union``) or blocks them
 Rules are keyed by the called module's exact type (``call_module``), the function
 (``call_function``), the method name (``call_method``), or, for functions that cannot be keyed
 (torchvision's fx-wrapped ``stochastic_depth``), a predicate. The rules themselves live in
-:mod:`.rules_tensor` (element-wise and shape ops) and :mod:`.rules_layers` (layers).
+:mod:`.rules_tensor` (element-wise and shape ops), :mod:`.rules_layers` (layers),
+:mod:`.rules_functional` (functional layers on a module's own weights), :mod:`.rules_split`
+(split, chunk, unbind, stack, getitem) and :mod:`.rules_pointwise` (pad, addcmul, norm, einsum).
+A module type may be keyed by its ``"module.QualName"`` when it comes from an optional library
+kdr does not import (timm's ``Conv2dSame``).
 
 >>> from torch import nn
 >>> from runtime.passes.channels import rules_layers  # noqa: F401  (registers the layer rules)
@@ -39,14 +43,15 @@ NodeRule = Callable[[Any, fx.Node], Info | None]
 #: ``(walker, node, module) -> Info | None`` for ``call_module`` nodes.
 ModuleRule = Callable[[Any, fx.Node, Any], Info | None]
 
-MODULE_RULES: dict[type[nn.Module], ModuleRule] = {}
+#: By type, or by ``"module.QualName"`` for optional libraries kdr does not import (timm).
+MODULE_RULES: dict[type[nn.Module] | str, ModuleRule] = {}
 FUNCTION_RULES: dict[Any, NodeRule] = {}
 METHOD_RULES: dict[str, NodeRule] = {}
 #: ``(matches(target), rule)`` for call_function targets that are not hashable constants.
 PREDICATE_RULES: list[tuple[Callable[[Any], bool], NodeRule]] = []
 
 
-def module_rule(*types: type[nn.Module]) -> Callable[[ModuleRule], ModuleRule]:
+def module_rule(*types: type[nn.Module] | str) -> Callable[[ModuleRule], ModuleRule]:
     def register(rule: ModuleRule) -> ModuleRule:
         for t in types:
             MODULE_RULES[t] = rule

@@ -14,6 +14,7 @@ from typing import Any
 from torch import fx, nn
 from torch.nn import functional as F
 
+from ..trace import register_leaf
 from .op_rules import Info, arg, function_rule, module_rule
 from .rules_tensor import passthrough
 from .walker import GraphWalker
@@ -31,7 +32,13 @@ def _chunks(atoms: list[int], n: int) -> list[list[int]]:
     return [atoms[k * size : (k + 1) * size] for k in range(n)]
 
 
-@module_rule(*CONVS)
+#: timm's ``Conv2dSame`` pads by arithmetic on the input size, which fx cannot trace: as a leaf
+#: it is a Conv2d for channels (padding never touches them), pruned by Conv2d's pruner (MRO).
+CONV_SAME = "timm.layers.conv2d_same.Conv2dSame"
+register_leaf(CONV_SAME)
+
+
+@module_rule(*CONVS, CONV_SAME)
 def conv_module(w: GraphWalker, node: fx.Node, m: nn.modules.conv._ConvNd) -> Info | None:
     return conv(w, node, m)
 

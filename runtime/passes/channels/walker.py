@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from ..trace import type_name
 from .graph import DependencyGraph
 from .op_rules import (
     METHOD_RULES,
@@ -91,7 +92,7 @@ class GraphWalker:
             return None
         if node.op == "call_module":
             m = self.modules[str(node.target)]
-            module_rule = MODULE_RULES.get(type(m))
+            module_rule = MODULE_RULES.get(type(m)) or MODULE_RULES.get(type_name(type(m)))
             return module_rule(self, node, m) if module_rule else self.unknown(node)
         if node.op == "call_method":
             rule = METHOD_RULES.get(str(node.target))
