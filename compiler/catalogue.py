@@ -83,7 +83,9 @@ An option word that the stage does not know (`prune by foo`, `quantize int3`, a 
 other than cubic, linear, exponential), or one that does not fit where it is (`calibrate` on
 `qat`, two granularities in one stage, `by fpgm` or `by taylor` on `weights`, `by movement`
 outside a gradual `weights` prune, an N:M pattern with `channels`, `global` or `gradually`, a
-gradual prune with a budget or with a second duration `for N epochs`), an optimizer or schedule
+gradual prune with a budget or with a second duration `for N epochs`, a `heads` prune with a
+budget, an N:M pattern, `gradually` or a criterion other than l1, l2, random and taylor), an
+optimizer or schedule
 argument the optimizer or schedule does not take (`adamw(momentum=0.9)`: `momentum` is
 `sgd`'s), a modifier that does not exist (`with dropuot 0.1`), `keep` not followed by `best`, or
 two warmups for one schedule. The message lists the accepted words and suggests the closest.
@@ -277,8 +279,11 @@ data first (`finetune teacher for N epochs`).
         "error",
         "pruning cannot be done",
         """
-The pruning ratio or budget would empty a layer, or the budget cannot be met by structured
-pruning of this model. Lower the ratio, loosen the budget or scope layers out.
+The pruning ratio or budget would empty a layer, the budget cannot be met by structured
+pruning of this model, or nothing in scope can be pruned (no prunable channel group; for
+`prune P% heads`, no attention module with more than one head: kdr prunes the heads of
+`nn.MultiheadAttention`, timm's `Attention`, Hugging Face BERT/ViT self-attention and
+Llama-style grouped-query attention). Lower the ratio, loosen the budget or fix the scopes.
 """,
         _TINY + "train student for 1 step\nthen prune student to 10 params with lr 0.01 for 1 step",
         _TINY + "train student for 1 step\n"
