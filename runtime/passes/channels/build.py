@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..trace import example_batch, trace
-from . import rules_layers, rules_tensor  # noqa: F401  (register the op rules)
+from . import rules_attention, rules_layers, rules_tensor  # noqa: F401  (register the op rules)
 from .graph import DependencyGraph
 from .op_rules import target_name
 from .shapes import record_shapes

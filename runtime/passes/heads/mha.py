@@ -45,6 +45,8 @@ class PrunableMultiheadAttention(nn.Module):
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         self.batch_first, self.dropout = batch_first, dropout
         self.head_index: list[int] = list(range(num_heads))
+        #: The original ``head_dim ** -0.5``: kept when channel pruning narrows the heads.
+        self.scaling = head_dim**-0.5
         self.q_proj = nn.Linear(embed_dim, inner, bias=bias)
         self.k_proj = nn.Linear(kdim or embed_dim, inner, bias=bias)
         self.v_proj = nn.Linear(vdim or embed_dim, inner, bias=bias)
@@ -54,6 +56,18 @@ class PrunableMultiheadAttention(nn.Module):
     def supports(m: nn.MultiheadAttention) -> bool:
         """``add_bias_kv`` / ``add_zero_attn`` append key positions: not reproduced here."""
         return m.bias_k is None and m.bias_v is None and not m.add_zero_attn
+
+    @classmethod
+    def convert_in_place(cls, m: nn.MultiheadAttention) -> PrunableMultiheadAttention:
+        """Turn ``m`` itself into the equivalent prunable module, keeping its identity (the
+        name in its parent, references held by traced graphs, its hooks)."""
+        new = cls.from_mha(m)
+        hooks = {k: v for k, v in vars(m).items() if k.endswith("hooks") or "hook" in k}
+        m.__dict__.clear()
+        m.__dict__.update(vars(new))
+        m.__dict__.update(hooks)
+        m.__class__ = cls  # type: ignore[assignment]
+        return m  # type: ignore[return-value]
 
     @classmethod
     def from_mha(cls, m: nn.MultiheadAttention) -> PrunableMultiheadAttention:
@@ -82,7 +96,13 @@ class PrunableMultiheadAttention(nn.Module):
                 layer.weight.copy_(w)
                 if b is not None and layer.bias is not None:
                     layer.bias.copy_(b)
-            new.out_proj.weight.copy_(m.out_proj.weight)
+            # the out-projection's own shape: channel surgery may have narrowed it already
+            out_w = m.out_proj.weight
+            new.out_proj = nn.Linear(
+                out_w.shape[1], out_w.shape[0], bias=new.out_proj.bias is not None
+            )
+            new.out_proj.to(device=ref.device, dtype=ref.dtype)
+            new.out_proj.weight.copy_(out_w)
             if new.out_proj.bias is not None and m.out_proj.bias is not None:
                 new.out_proj.bias.copy_(m.out_proj.bias)
         new.train(m.training)
@@ -143,7 +163,7 @@ class PrunableMultiheadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights: torch.Tensor | None = None
         if need_weights:
-            scores = (q * d**-0.5) @ k.transpose(-2, -1)
+            scores = (q * self.scaling) @ k.transpose(-2, -1)
             if mask is not None:
                 scores = scores + mask
             elif is_causal:
@@ -154,7 +174,13 @@ class PrunableMultiheadAttention(nn.Module):
             out = F.dropout(attn, p) @ v
         else:
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal and mask is None
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=p,
+                is_causal=is_causal and mask is None,
+                scale=self.scaling,
             )
         out = self.out_proj(out.permute(2, 0, 1, 3).reshape(length, n, h * d))
         if unbatched:
