@@ -96,7 +96,7 @@ def test_cross_attention_is_left_whole():
             return self.fc(self.attn(q, kv, kv)[0].mean(1))
 
     model = Cross().eval()
-    record, info = prune_model(model, torch.randn(2, 7, 6), 0.5)
+    record, _ = prune_model(model, torch.randn(2, 7, 6), 0.5)
     assert isinstance(model.attn, nn.MultiheadAttention) and model.attn.embed_dim == 16
     assert "attn" not in record["layers"] and model.h.out_features == 6
 
