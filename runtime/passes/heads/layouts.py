@@ -148,6 +148,40 @@ def timm_layout(root: nn.Module, path: str, module: nn.Module) -> Layout | None:
     return Layout(h, parts, finish, layers)
 
 
+def _timm_window_attention() -> type[nn.Module] | None:
+    try:
+        from timm.models.swin_transformer import WindowAttention
+    except ImportError:  # timm is optional
+        return None
+    return WindowAttention
+
+
+@layout
+def swin_layout(root: nn.Module, path: str, module: nn.Module) -> Layout | None:
+    """timm's Swin ``WindowAttention``: fused ``qkv`` as in ViT, plus a relative position bias
+    table with one column per head (sliced with the head). Its forward reshapes with
+    ``self.num_heads`` and ``-1``, so the head count is all to update."""
+    cls = _timm_window_attention()
+    if cls is None or type(module) is not cls:
+        return None
+    m: Any = module
+    h = int(m.num_heads)
+    qkv, proj, table = m.qkv, m.proj, m.relative_position_bias_table
+    if not isinstance(qkv, nn.Linear) or qkv.out_features % (3 * h):
+        return None
+    d = qkv.out_features // (3 * h)
+    a = h * d
+    parts = linear_parts(qkv, 0, blocks(h, d, (0, a, 2 * a)))
+    parts += linear_parts(proj, 1, blocks(h, d))
+    parts.append(Part(m, "relative_position_bias_table", 1, blocks(h, 1), False))
+
+    def finish(kept: int) -> None:
+        m.num_heads = kept
+
+    assert table.shape[1] == h
+    return Layout(h, parts, finish, [qkv, proj])
+
+
 def _output_dense(root: nn.Module, path: str, width: int) -> nn.Linear | None:
     """The output projection of a Hugging Face self-attention: its parent's ``output.dense``."""
     parent_path = path.rpartition(".")[0]

@@ -208,3 +208,17 @@ def test_taylor_uses_a_labelled_batch():
     record, _ = prune_heads_of(Net(), 0.5, "taylor", batches=lambda: [(x, y)])
     assert len(record["heads"]["attn"]) == 2
     assert all(p.grad is None for p in Net().parameters())
+
+
+def test_timm_swin_window_attention_slices_its_bias_table():
+    timm = pytest.importorskip("timm")
+
+    def build() -> nn.Module:
+        return timm.create_model(
+            "swin_tiny_patch4_window7_224", pretrained=False, img_size=32, window_size=4,
+            embed_dim=32, depths=(1, 1), num_heads=(2, 4), num_classes=10,
+        )  # fmt: skip
+
+    pruned = _check(build, torch.randn(2, 3, 32, 32))
+    attn = pruned.layers[1].blocks[0].attn
+    assert attn.num_heads == 2 and attn.relative_position_bias_table.shape[1] == 2
