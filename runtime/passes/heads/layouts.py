@@ -74,7 +74,11 @@ def linear_parts(
 
 def prunable(parent: nn.Module, name: str, m: nn.Module) -> nn.Module:
     """``m``, or its head-prunable stand-in installed in ``parent`` (``nn.MultiheadAttention``)."""
-    if isinstance(m, nn.MultiheadAttention) and PrunableMultiheadAttention.supports(m):
+    if (
+        isinstance(m, nn.MultiheadAttention)
+        and m.num_heads > 1  # a converted module is always pruned, so always in the record
+        and PrunableMultiheadAttention.supports(m)
+    ):
         new = PrunableMultiheadAttention.from_mha(m)
         setattr(parent, name, new)
         return new

@@ -16,7 +16,7 @@ from torch import nn
 
 from compiler.ops import PruneHeadsParams
 from runtime.passes import PassContext, replay_pass, run_pass
-from runtime.passes.heads import PrunableMultiheadAttention, prune_heads_of
+from runtime.passes.heads import PrunableMultiheadAttention, apply_heads, prune_heads_of
 from runtime.passes.heads.layouts import layout_for
 
 
@@ -184,9 +184,13 @@ def test_scope_and_no_attention_errors():
     from recipe_lang.diagnostics import KdrError
     from runtime.passes.scopes import Scope
 
-    model = nn.Sequential(nn.MultiheadAttention(8, 4), nn.MultiheadAttention(8, 4))
+    model = nn.Sequential(*(nn.MultiheadAttention(8, h) for h in (4, 4, 1)))
     record, _ = prune_heads_of(model, 0.5, scope=Scope(exclude=("1",)))
-    assert list(record["heads"]) == ["0"] and isinstance(model[1], nn.MultiheadAttention)
+    assert list(record["heads"]) == ["0"]  # excluded, or a single head: left as they are
+    assert isinstance(model[1], nn.MultiheadAttention)
+    assert isinstance(model[2], nn.MultiheadAttention)
+    fresh = apply_heads(nn.Sequential(*(nn.MultiheadAttention(8, h) for h in (4, 4, 1))), record)
+    fresh.load_state_dict(model.state_dict())
     with pytest.raises(KdrError) as err:
         prune_heads_of(nn.Sequential(nn.Linear(2, 2)), 0.5)
     assert err.value.diagnostics[0].code == "KDR502"
