@@ -27,6 +27,7 @@ import operator
 import weakref
 from typing import Any
 
+import torch
 from torch import fx, nn
 
 from ..heads.mha import PrunableMultiheadAttention
@@ -159,11 +160,23 @@ def timm_attention(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
 
 
 def prune_timm_attention(m: Any, keeps: dict[str, list[int]]) -> None:
-    """``qkv`` and ``proj`` are sliced as Linears; the block's own widths follow here."""
+    """``qkv`` and ``proj`` are sliced as Linears; the block's own widths follow here.
+
+    timm's fused path scales by ``head_dim ** -0.5`` of the *new* width: the query rows are
+    multiplied by ``scale * sqrt(new_head_dim)`` so that the kept dims score exactly as before
+    (and ``scale`` follows, so the unfused path agrees). The query block stays the first third
+    of ``qkv`` whether or not it has been sliced yet."""
     keep = keeps.get("norm")
-    if keep is not None:
-        m.head_dim = len(keep) // int(m.num_heads)
-        m.attn_dim = len(keep)
+    if keep is None:
+        return
+    new_d = len(keep) // int(m.num_heads)
+    factor = float(m.scale) * new_d**0.5
+    rows = m.qkv.weight.shape[0] // 3
+    with torch.no_grad():
+        m.qkv.weight[:rows].mul_(factor)
+        if m.qkv.bias is not None:
+            m.qkv.bias[:rows].mul_(factor)
+    m.head_dim, m.attn_dim, m.scale = new_d, len(keep), new_d**-0.5
 
 
 register_leaf(PrunableMultiheadAttention)

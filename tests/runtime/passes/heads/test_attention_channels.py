@@ -75,9 +75,15 @@ def test_timm_attention_residual_and_head_widths_are_pruned():
     def build() -> nn.Module:
         return Block(timm.layers.Attention(32, num_heads=4, qkv_bias=True), mha=False)
 
-    model = _prune_and_replay(build, torch.randn(2, 7, 6))
+    x = torch.randn(2, 7, 6)
+    model = _prune_and_replay(build, x)
     attn = model.attn
     assert (attn.head_dim, attn.attn_dim, attn.num_heads) == (4, 16, 4)
+    with torch.no_grad():  # the fused path (its own scale) and the unfused one (attn.scale) agree
+        attn.fused_attn = True
+        fused = model(x)
+        attn.fused_attn = False
+        assert torch.allclose(model(x), fused, atol=1e-5)
     assert attn.qkv.weight.shape == (48, 16) and attn.proj.weight.shape == (16, 16)
 
 
