@@ -27,6 +27,12 @@ from torch.nn import functional as F
 class PrunableMultiheadAttention(nn.Module):
     """Multi-head attention whose heads can be removed (see the module docstring)."""
 
+    #: No packed projection: ``nn.TransformerEncoderLayer``'s fast-path check reads these and,
+    #: finding None, runs its regular path, which calls this module.
+    in_proj_weight: None = None
+    in_proj_bias: None = None
+    _qkv_same_embed_dim = False
+
     def __init__(
         self,
         embed_dim: int,

@@ -30,6 +30,7 @@ from recipe_lang.diagnostics import KdrError, Note, error
 
 from ..scopes import Scope
 from .layouts import Layout, layout_for, prunable
+from .mha import PrunableMultiheadAttention
 
 Batches = Any  # () -> iterable of (inputs, labels)
 
@@ -52,6 +53,17 @@ def attention_modules(model: nn.Module, scope: Scope) -> dict[str, Layout]:
         if lay is not None:
             found[path] = lay
     return found
+
+
+def disable_nested_fast_path(model: nn.Module) -> None:
+    """An ``nn.TransformerEncoder`` whose layers now hold prunable attention must not take its
+    nested-tensor fast path (it reads the packed ``in_proj_weight`` and feeds nested tensors)."""
+    for m in model.modules():
+        if isinstance(m, nn.TransformerEncoder) and any(
+            isinstance(getattr(layer, "self_attn", None), PrunableMultiheadAttention)
+            for layer in m.layers
+        ):
+            m.use_nested_tensor = False
 
 
 def _taylor(model: nn.Module, batches: Batches | None) -> None:
@@ -180,6 +192,7 @@ def apply_heads(model: nn.Module, record: dict[str, Any]) -> nn.Module:
                 error("KDR999", f"cannot replay the head pruning of `{path}` ({type(m).__name__})")
             )
         slice_heads(lay, list(kept))
+    disable_nested_fast_path(model)
     return model
 
 
@@ -211,6 +224,7 @@ def prune_heads_of(
     kept = choose_kept(head_scores(layouts, criterion, model, batches, seed), ratio, ranking)
     for path, lay in layouts.items():
         slice_heads(lay, kept[path])
+    disable_nested_fast_path(model)
     info = {
         "ratio": ratio,
         "criterion": criterion,

@@ -226,3 +226,24 @@ def test_timm_swin_window_attention_slices_its_bias_table():
     pruned = _check(build, torch.randn(2, 3, 32, 32))
     attn = pruned.layers[1].blocks[0].attn
     assert attn.num_heads == 2 and attn.relative_position_bias_table.shape[1] == 2
+
+
+def test_torch_transformer_encoder_runs_its_regular_path_after_pruning():
+    torch.manual_seed(0)
+
+    def build() -> nn.Module:
+        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+        return nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+
+    enc, x = build(), torch.randn(2, 5, 32)
+    pad = torch.tensor([[False] * 4 + [True], [False] * 5])
+    record, _ = prune_heads_of(enc, 0.5)
+    assert [len(k) for k in record["heads"].values()] == [2, 2]
+    with torch.no_grad():  # eval + padding mask + no grad: where the nested fast path would run
+        out = enc(x, src_key_padding_mask=pad)
+    fresh = apply_heads(build(), record)
+    fresh.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(fresh(x, src_key_padding_mask=pad), out, atol=1e-5)
+    enc.train()
+    enc(x, src_key_padding_mask=pad).sum().backward()
