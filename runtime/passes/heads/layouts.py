@@ -224,14 +224,15 @@ def hf_layout(root: nn.Module, path: str, m: Any) -> Layout | None:
 
 
 @layout
-def gqa_layout(root: nn.Module, path: str, m: nn.Module) -> Layout | None:
-    """Llama-style grouped-query attention (``q_proj``/``k_proj``/``v_proj``/``o_proj``,
-    ``head_dim``, ``num_key_value_groups``): a unit is one key/value head with the
+def gqa_layout(root: nn.Module, path: str, m: Any) -> Layout | None:
+    """``q_proj``/``k_proj``/``v_proj``/``o_proj`` with ``head_dim``: Hugging Face ViT (v5) and
+    Llama-style grouped-query attention, where a unit is one key/value head with the
     ``num_key_value_groups`` query heads that read it (``repeat_kv`` repeats each kv head for
-    consecutive query heads). Its forward views with ``-1`` heads; the group size is kept."""
+    consecutive query heads; no groups: one query head per unit). Their forwards view with
+    ``-1`` heads; the group size is kept."""
     names = ("q_proj", "k_proj", "v_proj", "o_proj")
     q, k, v, o = (getattr(m, n, None) for n in names)
-    d, g = getattr(m, "head_dim", None), getattr(m, "num_key_value_groups", None)
+    d, g = getattr(m, "head_dim", None), getattr(m, "num_key_value_groups", 1)
     if not all(isinstance(x, nn.Linear) for x in (q, k, v, o)):
         return None
     if (
@@ -249,7 +250,12 @@ def gqa_layout(root: nn.Module, path: str, m: nn.Module) -> Layout | None:
     kvrows = blocks(kv, d)
     parts = linear_parts(q, 0, qrows) + linear_parts(k, 0, kvrows) + linear_parts(v, 0, kvrows)
     parts += linear_parts(o, 1, qrows)
-    return Layout(kv, parts, lambda kept: None, [q, k, v, o])
+
+    def finish(kept: int) -> None:
+        if isinstance(getattr(m, "num_attention_heads", None), int):
+            m.num_attention_heads = kept * g  # informational (the forward views with -1)
+
+    return Layout(kv, parts, finish, [q, k, v, o])
 
 
 __all__ = ["LAYOUTS", "Layout", "Part", "blocks", "layout", "layout_for", "prunable"]

@@ -247,3 +247,16 @@ def test_torch_transformer_encoder_runs_its_regular_path_after_pruning():
         assert torch.allclose(fresh(x, src_key_padding_mask=pad), out, atol=1e-5)
     enc.train()
     enc(x, src_key_padding_mask=pad).sum().backward()
+
+
+def test_hf_vit_q_k_v_o_projections():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, num_labels=10,
+    )  # fmt: skip
+    pruned = _check(
+        lambda: Logits(transformers.ViTForImageClassification(config)), torch.randn(2, 3, 32, 32)
+    )
+    attn = pruned.model.vit.layers[0].attention
+    assert attn.q_proj.out_features == 32 and attn.o_proj.in_features == 32
