@@ -74,7 +74,9 @@ An option word that the stage does not know (`prune by foo`, `quantize int3`, a 
 other than cubic, linear, exponential), or one that does not fit where it is (`calibrate` on
 `qat`, two granularities in one stage, `by fpgm` or `by taylor` on `weights`, `by movement`
 outside a gradual `weights` prune, an N:M pattern with `channels`, `global` or `gradually`, a
-gradual prune with a budget or with a second duration `for N epochs`), an optimizer or schedule
+gradual prune with a budget or with a second duration `for N epochs`, a `heads` prune with a
+budget, an N:M pattern, `gradually` or a criterion other than l1, l2, random and taylor), an
+optimizer or schedule
 argument the optimizer or schedule does not take (`adamw(momentum=0.9)`: `momentum` is
 `sgd`'s), a modifier that does not exist (`with dropuot 0.1`), `keep` not followed by `best`, or
 two warmups for one schedule. The message lists the accepted words and suggests the closest.

@@ -62,8 +62,11 @@ Face ModelOutput with `logits`, or a tuple whose first item is the logits.
         "error",
         "pruning cannot be done",
         """
-The pruning ratio or budget would empty a layer, or the budget cannot be met by structured
-pruning of this model. Lower the ratio, loosen the budget or scope layers out.
+The pruning ratio or budget would empty a layer, the budget cannot be met by structured
+pruning of this model, or nothing in scope can be pruned (no prunable channel group; for
+`prune P% heads`, no attention module with more than one head: kdr prunes the heads of
+`nn.MultiheadAttention`, timm's `Attention`, Hugging Face BERT/ViT self-attention and
+Llama-style grouped-query attention). Lower the ratio, loosen the budget or fix the scopes.
 """,
         TINY + "train student for 1 step\nthen prune student to 10 params with lr 0.01 for 1 step",
         TINY + "train student for 1 step\nthen prune student to 40% params with lr 0.01 for 1 step",

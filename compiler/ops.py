@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from compiler.optim_params import LrSchedule, OptimizerSpec, Warmup
-from compiler.param_types import OpParams
+from compiler.param_types import OpParams, Ratio
 from compiler.params import (
     Budget,
     CalibrateParams,
@@ -43,7 +43,22 @@ from compiler.params import (
     TrainingParams,
     training_of,
 )
+from compiler.vocab import HeadCriterion, Ranking
 from recipe_lang.diagnostics import Span
+
+
+class PruneHeadsParams(OpParams):
+    """``prune 25% heads``: whole attention heads removed, ``ratio`` of the heads of every
+    attention module in scope (``local``, at least one kept per module) or of all of them
+    ranked together (``global``). A head's importance is the ``criterion`` norm of its query,
+    key and value rows and its out-projection columns."""
+
+    ratio: Ratio
+    criterion: HeadCriterion = "l1"
+    ranking: Ranking = "local"
+    #: Glob patterns on module qualified names (empty ``include``: the whole model).
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
 
 # ---- the op table ------------------------------------------------------------------------------
@@ -79,6 +94,7 @@ OPS: dict[str, OpInfo] = {
         OpInfo("export", ExportParams, read_only=True),
         OpInfo("prune.channels", PruneChannelsParams, graph=True, traced=True),
         OpInfo("prune.weights", PruneWeightsParams, graph=True),
+        OpInfo("prune.heads", PruneHeadsParams, graph=True),
         OpInfo(
             "prune.channels.gradual",
             PruneChannelsGradualParams,
@@ -181,6 +197,7 @@ __all__ = [
     "PassBase",
     "PruneChannelsGradualParams",
     "PruneChannelsParams",
+    "PruneHeadsParams",
     "PruneWeightsGradualParams",
     "PruneWeightsParams",
     "QuantParams",

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 # ---- option words ------------------------------------------------------------------------------
-Granularity = Literal["channels", "weights"]
+Granularity = Literal["channels", "weights", "heads"]
 Ranking = Literal["local", "global"]
 ChannelCriterion = Literal["l1", "l2", "random", "taylor", "fpgm"]
 WeightCriterion = Literal["l1", "l2", "random", "movement"]
+#: How whole attention heads are ranked (a head's q/k/v rows and out-projection columns).
+HeadCriterion = Literal["l1", "l2", "random", "taylor"]
 #: Criteria that need training to score (only inside a gradual stage).
 TrainingCriterion = Literal["movement"]
 #: How a gradual prune ramps its sparsity from ``from X%`` to the target.
@@ -58,6 +60,7 @@ GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 RANKINGS: tuple[str, ...] = get_args(Ranking)
 CRITERIA: tuple[str, ...] = get_args(ChannelCriterion)
 WEIGHT_CRITERIA: tuple[str, ...] = get_args(WeightCriterion)
+HEAD_CRITERIA: tuple[str, ...] = get_args(HeadCriterion)
 TRAINING_CRITERIA: tuple[str, ...] = get_args(TrainingCriterion)
 CURVES: tuple[str, ...] = get_args(Curve)
 BUDGET_UNITS: tuple[str, ...] = get_args(BudgetUnit)
@@ -129,6 +132,7 @@ __all__ = [
     "DEFAULT_TEMPERATURE",
     "DURATION_UNITS",
     "EXPORT_FORMATS",
+    "HEAD_CRITERIA",
     "MAX_STEPS",
     "MODIFIERS",
     "PRUNE_WORDS",

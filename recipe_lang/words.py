@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 #: Prune option words printed before ``by`` (the others follow it).
-PRUNE_KINDS: tuple[str, ...] = ("channels", "weights")
+PRUNE_KINDS: tuple[str, ...] = ("channels", "weights", "heads")
 #: Option words in their canonical order; unknown ones follow in source order.
 WORDS_IN_ORDER: tuple[str, ...] = (
     *PRUNE_KINDS,

@@ -40,6 +40,7 @@ STAGE_FORMS = [
     "prune student 50% channels by l2 with lr 0.01 for 1 step",
     "prune student to 40% macs",
     "prune student 30% weights",
+    "prune student 50% heads with lr 0.01 for 1 step",
     "prune student 2:4 with lr 0.01 for 1 step",
     "prune student 90% weights gradually over 4 steps every 2 steps with distill from teacher",
     "prune student 50% channels by fpgm gradually over 4 steps from 10% every 2 steps linear",

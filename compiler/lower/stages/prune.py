@@ -1,6 +1,9 @@
-"""``prune [M] P%|N:M|to BUDGET [channels|weights] [by C] [local|global] [in/except SCOPES]
+"""``prune [M] P%|N:M|to BUDGET [channels|weights|heads] [by C] [local|global] [in/except SCOPES]
 [gradually over N epochs ...] [with MODS [for N epochs]]``: the cut, then its recovery
-training if any; or, with ``gradually``, one training pass that ramps the sparsity."""
+training if any; or, with ``gradually``, one training pass that ramps the sparsity.
+
+``heads`` (whole attention heads, :mod:`runtime.passes.heads`) takes a ratio only: a budget,
+an N:M pattern or a ramp is KDR103 (:func:`_heads_only_ratio`)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from compiler.ops import (
     OpParams,
     PruneChannelsGradualParams,
     PruneChannelsParams,
+    PruneHeadsParams,
     PruneWeightsGradualParams,
     PruneWeightsParams,
     Schedule,
@@ -25,13 +29,14 @@ from compiler.values import unknown
 from compiler.vocab import (
     BUDGET_UNITS,
     CRITERIA,
+    HEAD_CRITERIA,
     PRUNE_WORDS,
     TRAINING_CRITERIA,
     WEIGHT_CRITERIA,
     StageTraits,
 )
 from recipe_lang import ast
-from recipe_lang.diagnostics import Note, error
+from recipe_lang.diagnostics import Note, Span, error
 
 KIND = "prune"
 TRAITS = StageTraits(mutates=True, graph=True)
@@ -43,9 +48,12 @@ def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:
     )
     unstructured = params["granularity"] == "weights" and s.pattern is None
     params.setdefault("ranking", default_ranking(unstructured))
-    if s.budget is not None:
+    heads = params["granularity"] == "heads"
+    if heads:
+        _heads_only_ratio(st, s)  # a budget or a pattern is reported there, not lowered
+    if s.budget is not None and not heads:
         params["budget"] = _budget(st, s.budget, params["granularity"])
-    elif s.pattern is not None:
+    elif s.pattern is not None and not heads:
         params["pattern"] = gradual.pattern(st, s, params)
     elif s.amount is not None:
         params["ratio"] = st.values.ratio(s.amount, "the pruning amount")
@@ -61,8 +69,46 @@ def lower(st: LowerState, s: ast.PruneStage, step: Step) -> None:
         clauses.recovery(st, step, s.duration, s.modifiers)
 
 
+def _heads_only_ratio(st: LowerState, s: ast.PruneStage) -> None:
+    """``heads`` removes a ratio of whole heads in one cut: no budget, N:M or ramp (KDR103)."""
+    word = next(w for w in s.words if w.value == "heads")
+    problems: list[tuple[Span, str, str]] = []
+    if s.budget is not None:
+        problems.append(
+            (
+                s.budget.span,
+                "a budget needs `channels` pruning: `heads` removes a ratio of the heads",
+                "write a ratio, e.g. `prune 25% heads`, or aim at the budget with channels: "
+                "`prune to 40% macs`",
+            )
+        )
+    if s.pattern is not None:
+        text = f"{s.pattern.n}:{s.pattern.m}"
+        problems.append(
+            (
+                word.span,
+                f"an N:M pattern zeroes single weights: `{text}` does not apply to `heads`",
+                f"write `prune {text} weights`, or `prune 50% heads` for whole heads",
+            )
+        )
+    if s.gradual is not None:
+        problems.append(
+            (
+                s.gradual.span,
+                "`heads` are removed in one cut: a heads prune cannot be `gradually`",
+                "write `prune 25% heads with distill from teacher for 3 epochs` (recovery after "
+                "the cut), or `repeat` a smaller cut with its own recovery",
+            )
+        )
+    for span, message, help_text in problems:
+        st.report(error("KDR103", message, span, Note(kind="help", message=help_text)))
+
+
 def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any], ramps: bool) -> None:
     weights = params["granularity"] == "weights"
+    if params["granularity"] == "heads":
+        _head_criterion(st, c, params)
+        return
     allowed = WEIGHT_CRITERIA if weights else CRITERIA
     if c.value in TRAINING_CRITERIA and (not weights or not ramps or "pattern" in params):
         st.report(
@@ -95,6 +141,26 @@ def _criterion(st: LowerState, c: ast.Ident, params: dict[str, Any], ramps: bool
         )
     else:
         st.report(unknown("KDR103", "pruning criterion", c.value, c.span, allowed))
+
+
+def _head_criterion(st: LowerState, c: ast.Ident, params: dict[str, Any]) -> None:
+    if c.value in HEAD_CRITERIA:
+        params["criterion"] = c.value
+    elif c.value in CRITERIA or c.value in WEIGHT_CRITERIA:
+        st.report(
+            error(
+                "KDR103",
+                f"`by {c.value}` does not apply to `heads` pruning",
+                c.span,
+                Note(
+                    kind="help",
+                    message="a head is ranked by the norm of its query, key, value and output "
+                    f"weights: use one of {', '.join(f'`by {k}`' for k in HEAD_CRITERIA)}",
+                ),
+            )
+        )
+    else:
+        st.report(unknown("KDR103", "head pruning criterion", c.value, c.span, HEAD_CRITERIA))
 
 
 def _budget(st: LowerState, b: ast.Budget, granularity: str) -> dict[str, Any] | None:
@@ -131,6 +197,11 @@ def _budget(st: LowerState, b: ast.Budget, granularity: str) -> dict[str, Any] |
 def expand(step: Step) -> list[tuple[str, OpParams]]:
     skip = ("granularity", "schedule")
     p = {k: v for k, v in step.params.items() if k not in skip and v is not None}
+    if step.params["granularity"] == "heads":
+        heads = PruneHeadsParams.model_validate(p)
+        if step.training is None:
+            return [("prune.heads", heads)]
+        return [("prune.heads", heads), training_pass(step, recovery=True)]
     channels = step.params["granularity"] == "channels"
     cut = (PruneChannelsParams if channels else PruneWeightsParams).model_validate(p)
     op = "prune.channels" if channels else "prune.weights"

@@ -19,7 +19,14 @@ import torch
 from torch import fx, nn
 
 from ..trace import example_batch, trace_with_leaves
-from . import rules_functional, rules_layers, rules_pointwise, rules_split, rules_tensor  # noqa: F401
+from . import (  # noqa: F401  (register the op rules)
+    rules_attention,
+    rules_functional,
+    rules_layers,
+    rules_pointwise,
+    rules_split,
+    rules_tensor,
+)
 from .graph import DependencyGraph
 from .op_rules import MODULE_RULES, target_name
 from .shapes import record_shapes
