@@ -290,6 +290,28 @@ def param_view(
     w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
 
 
+@method_rule("expand")
+def expand(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``x.expand(B, -1, -1)``: a tensor's channels stay where they are (its size there must be
+    ``-1``); a parameter with one non-1 dim (ViT's ``cls_token``) becomes a view of it, so a
+    ``cat`` with the patch tokens can slice it."""
+    src: Any = node.args[0]
+    sizes, nd, sout = _rest(node), w.ndim(node), w.shapes.get(node)
+    i = w.get(src)
+    if i is not None:
+        if nd != w.ndim(src) or len(sizes) != nd or sizes[i.dim] != -1:
+            return w.unknown(node)
+        return Info(i.dim, i.atoms)
+    param = w.param_of(src)
+    if param is None or sout is None or not len(param[1]) == len(sout) == len(sizes):
+        return None
+    big = [k for k, n in enumerate(param[1]) if n != 1]
+    if len(big) == 1 and sizes[big[0]] == -1:
+        w.handled.add(src)
+        w.param_views[node] = (param[0], big[0], big[0] if param[3] == -1 else param[3])
+    return None
+
+
 @method_rule("permute")
 def permute_method(w: GraphWalker, node: fx.Node) -> Info | None:
     return permute(w, node, _rest(node))
@@ -342,8 +364,16 @@ def cat(w: GraphWalker, node: fx.Node) -> Info | None:
                 atoms += w.dg.new_atoms(n, f"untracked input of `{node.name}`")
         return Info(dim, atoms)
     known = [i for i in infos if i is not None]
-    if len(known) != len(infos) or len({(i.dim, len(i.atoms)) for i in known}) != 1:
+    if len({(i.dim, len(i.atoms)) for i in known}) != 1:
         return w.unknown(node)
+    d, atoms = known[0].dim, known[0].atoms
+    for t, i in zip(tensors, infos, strict=True):
+        if i is None:  # a parameter (ViT's class token) joins the tokens: slice it with them
+            param = w.param_of(t)
+            if param is None or param[2] != d or param[1][d] != len(atoms):
+                return w.unknown(node)
+            w.handled.add(t)
+            w.dg.union(atoms, w.dg.endpoint(param[0], "param", len(atoms), param[3]).atoms)
     for i in known[1:]:
-        w.dg.union(known[0].atoms, i.atoms)
-    return Info(known[0].dim, known[0].atoms)
+        w.dg.union(atoms, i.atoms)
+    return Info(d, atoms)
