@@ -31,6 +31,7 @@ from torch import nn
 from compiler.vocab import EXPORT_FORMATS
 from recipe_lang.diagnostics import KdrError, Note, error
 from runtime.checkpoint import atomic_write_bytes, save_checkpoint
+from runtime.export_dynamic import bind_default_inputs, has_dynamic_linear, onnx_dynamic_int8
 from runtime.models.outputs import LogitsOnly
 
 #: The export formats, named once in the compiler (``compiler.vocab.EXPORT_FORMATS``).
@@ -111,7 +112,12 @@ def export_model(
     try:
         with torch.no_grad():
             target = model if isinstance(model(example), torch.Tensor) else LogitsOnly(model)
-            {"torchscript": _torchscript, "pt2": _pt2, "onnx": _onnx}[fmt](target, tmp, example)
+            if fmt == "onnx":
+                target = bind_default_inputs(target)
+            if fmt == "onnx" and has_dynamic_linear(target):
+                onnx_dynamic_int8(target, tmp, example, _onnx)
+            else:
+                {"torchscript": _torchscript, "pt2": _pt2, "onnx": _onnx}[fmt](target, tmp, example)
         atomic_write_bytes(path, tmp.read_bytes())
     except KdrError:
         raise
