@@ -3,8 +3,10 @@
 MACs are counted from shapes by forward hooks on convolutions and linear layers, including
 their fused (``torch.ao.nn.intrinsic``), QAT and quantized (``torch.ao.nn.quantized``)
 variants: a convolution costs ``C_out * H_out * W_out * (C_in / groups) * kH * kW``
-multiply-accumulates per sample, a linear layer ``out_features * in_features`` per row. Work
-done through functional calls (``F.linear`` inside attention, for example) is not counted.
+multiply-accumulates per sample, a linear layer ``out_features * in_features`` per row.
+Attention blocks add what those hooks miss (:mod:`runtime.attention_macs`: the functional
+projections of ``nn.MultiheadAttention`` and the attention matmuls); other functional work is
+not counted.
 
 >>> from torch import nn
 >>> count_macs(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3)), (1, 4, 4))
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from runtime.attention_macs import attention_macs, counts_attention
 from runtime.latency import DEFAULT_THREADS, LATENCY_KEYS, latency_fields, time_batches
 from runtime.weight_stats import (
     COMPRESSED_SIZE_METHOD,
@@ -74,9 +77,15 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         nonlocal total
         total += int(output.numel()) * int(module.in_features)
 
+    def attention_hook(module: Any, inputs: Any, kwargs: Any, _output: Any) -> None:
+        nonlocal total
+        total += attention_macs(module, inputs, kwargs)
+
     handles = []
     for module in model.modules():
-        if isinstance(module, CONV_TYPES):
+        if counts_attention(module):
+            handles.append(module.register_forward_hook(attention_hook, with_kwargs=True))
+        elif isinstance(module, CONV_TYPES):
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, LINEAR_TYPES):
             handles.append(module.register_forward_hook(linear_hook))
