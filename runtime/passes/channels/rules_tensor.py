@@ -19,6 +19,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from .attr_dims import backed_constant
 from .op_rules import (
     Info,
     arg,
@@ -262,11 +263,19 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
     for j in range(len(sout)):
         if _prod(sout[:j]) != pre:
             continue
-        if shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1):
+        layer = None
+        if shape_args is not None and len(shape_args) == len(sout) and shape_args[j] != -1:
+            layer = backed_constant(w.modules[""], shape_args[j])
+        constant = shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1)
+        if constant and layer is None:
             continue  # a constant or computed channel count may be stale after pruning
         for k in range(d + 1, len(sin) + 1):
             inner = _prod(sin[d + 1 : k])
             if sout[j] == size * inner:
+                if layer is not None:  # the model's attribute: tied to that layer's outputs
+                    if inner != 1 or f"{layer}:out" not in w.dg.endpoints:
+                        break
+                    w.dg.union(i.atoms, w.dg.endpoints[f"{layer}:out"].atoms)
                 return Info(j, [a for a in i.atoms for _ in range(inner)])
     return w.unknown(node)
 

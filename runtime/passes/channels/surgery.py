@@ -27,6 +27,8 @@ from torch import nn
 
 from recipe_lang.diagnostics import KdrError, error
 
+from .attr_dims import fix_attributes
+
 #: ``(layer, {"out"|"in"|"norm": kept positions})``, in place.
 Pruner = Callable[[Any, dict[str, list[int]]], None]
 PRUNERS: dict[type[nn.Module], Pruner] = {}
@@ -127,6 +129,7 @@ def apply_record(model: nn.Module, record: dict[str, Any]) -> nn.Module:
         owner_name, _, attr = name.rpartition(".")
         owner = model.get_submodule(owner_name)
         set_tensor(owner, attr, take(getattr(owner, attr), spec["keep"], spec["dim"]))
+    fix_attributes(model)
     return model
 
 
