@@ -50,19 +50,23 @@ def _lengths(q: torch.Tensor, k: torch.Tensor, batch_first: bool) -> tuple[int, 
     return int(q.shape[0]), int(k.shape[0]), int(q.shape[1])
 
 
+def _out_features(m: nn.Module, layer: str) -> int:
+    return int(getattr(getattr(m, layer), "out_features"))  # noqa: B009  (a submodule)
+
+
 def attention_macs(m: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     """MACs of one call of attention block ``m`` that Linear hooks do not see (whole batch)."""
     if _type_name(m) == TIMM_ATTENTION:
         x = inputs[0] if inputs else kwargs["x"]
         b, n = int(x.shape[0]), int(x.shape[1])
-        return 2 * b * n * n * (m.qkv.out_features // 3)
+        return 2 * b * n * n * (_out_features(m, "qkv") // 3)
     q, k = _qkv(inputs, kwargs)
     lq, lk, batch = _lengths(q, k, bool(getattr(m, "batch_first", False)))
     if isinstance(m, nn.MultiheadAttention):
         e = m.embed_dim
         projections = lq * e * e + lk * m.kdim * e + lk * m.vdim * e + lq * e * e
         return batch * (projections + 2 * lq * lk * e)
-    return batch * 2 * lq * lk * m.q_proj.out_features
+    return batch * 2 * lq * lk * _out_features(m, "q_proj")
 
 
 __all__ = ["attention_macs", "counts_attention"]

@@ -33,6 +33,11 @@ def _dynamic_types() -> tuple[type[nn.Module], ...]:
     return (dynamic.Linear, fused.LinearReLU)
 
 
+def _weight(m: nn.Module) -> torch.Tensor:
+    """A dynamic int8 Linear's packed weight (a method there, not a parameter)."""
+    return m.weight()  # type: ignore[operator]
+
+
 def has_dynamic_linear(model: nn.Module) -> bool:
     kinds = _dynamic_types()
     return any(isinstance(m, kinds) for m in model.modules())
@@ -41,7 +46,7 @@ def has_dynamic_linear(model: nn.Module) -> bool:
 def _per_channel(model: nn.Module) -> bool:
     kinds = _dynamic_types()
     return any(
-        m.weight().qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+        _weight(m).qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
         for m in model.modules()
         if isinstance(m, kinds)
     )
@@ -56,7 +61,7 @@ def dequantized_copy(model: nn.Module) -> nn.Module:
     for name, m in list(out.named_modules()):
         if not name or not isinstance(m, kinds):
             continue
-        w, b = m.weight().dequantize(), m.bias()
+        w, b = _weight(m).dequantize(), m.bias()  # type: ignore[operator]
         lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
         with torch.no_grad():
             lin.weight.copy_(w)
