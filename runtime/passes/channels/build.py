@@ -22,6 +22,7 @@ from ..trace import example_batch, trace_with_leaves
 from . import (  # noqa: F401  (register the op rules)
     rules_attention,
     rules_functional,
+    rules_heads,
     rules_layers,
     rules_pointwise,
     rules_split,

@@ -29,6 +29,7 @@ from .op_rules import (
     predicate_rule,
     target_name,
 )
+from .rules_heads import split_or_merge
 from .walker import GraphWalker
 
 #: Modules that act on each channel independently and keep the channel dim where it is.
@@ -277,7 +278,7 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
                         break
                     w.dg.union(i.atoms, w.dg.endpoints[f"{layer}:out"].atoms)
                 return Info(j, [a for a in i.atoms for _ in range(inner)])
-    return w.unknown(node)
+    return split_or_merge(w, i, sin, sout, shape_args) or w.unknown(node)
 
 
 def param_view(
