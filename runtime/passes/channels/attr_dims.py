@@ -14,7 +14,8 @@ an attribute of the module running the split (``node.meta["kdr_module"]``, recor
 tracer). A family in :data:`ATTR_SPLITS` (its ``forward`` reviewed by hand: the attribute has
 no other use there) splits into equal pieces; the split rule then couples the pieces position
 by position (each keeps the same count) and the family's fixup rewrites the attribute from its
-pruned layers, after the cut and on replay. Unequal pieces stay blocked.
+pruned layers, after the cut and on replay. Unequal pieces stay blocked. Channel slices at an
+attribute work the same way (:data:`ATTR_SLICES`: ReXNet's ``x[:, 0:self.in_channels]``).
 
 >>> import torchvision
 >>> vit = torchvision.models.VisionTransformer(32, 8, 1, 2, 16, 32, num_classes=3)
@@ -87,6 +88,31 @@ ATTR_SPLITS: dict[str, AttrSplit] = {
 }
 
 
+def _fix_rexnet(m: Any) -> None:
+    first = m.conv_exp if m.conv_exp is not None else m.conv_dw
+    m.in_channels = int(first.conv.in_channels)  # the prefix is added to the block's input
+
+
+#: type name -> the bound of its forward's channel slices ``x[:, :k]`` / ``x[:, k:]``, whose
+#: prefix it couples to a tensor the fixup can count (ReXNet adds it to the shortcut).
+ATTR_SLICES: dict[str, AttrSplit] = {
+    "timm.models.rexnet.LinearBottleneck": AttrSplit(lambda m: m.in_channels, _fix_rexnet),
+}
+
+
+def backed_slice(module: nn.Module | None, s: slice, size: int) -> bool:
+    """Whether ``x[:, s]`` over ``size`` channels, run by ``module``'s forward, is the family's
+    prefix ``[:k]`` or tail ``[k:]`` at its attribute ``k`` (which its fixup rewrites)."""
+    entry = ATTR_SLICES.get(type_name(type(module))) if module is not None else None
+    if entry is None or s.step not in (None, 1):
+        return False
+    k = entry.size(module)
+    if not isinstance(k, int) or not 0 < k < size:
+        return False
+    prefix = s.start in (None, 0) and s.stop == k
+    return prefix or (s.start == k and s.stop is None)
+
+
 def backed_split(module: nn.Module | None, split: object, sizes: list[int]) -> bool:
     """Whether a split into ``sizes`` by the constant ``split``, run by ``module``'s forward,
     is the family's own attribute-backed split into equal pieces (which its fixup rewrites)."""
@@ -105,16 +131,19 @@ def fix_attributes(model: nn.Module) -> None:
         entry = ATTR_DIMS.get(type_name(type(m)))
         if entry is not None:
             setattr(m, entry[0], _out_count(m.get_submodule(entry[1])))
-        split = ATTR_SPLITS.get(type_name(type(m)))
-        if split is not None:
-            split.fix(m)
+        for table in (ATTR_SPLITS, ATTR_SLICES):
+            split = table.get(type_name(type(m)))
+            if split is not None:
+                split.fix(m)
 
 
 __all__ = [
     "ATTR_DIMS",
+    "ATTR_SLICES",
     "ATTR_SPLITS",
     "AttrSplit",
     "backed_constant",
+    "backed_slice",
     "backed_split",
     "fix_attributes",
 ]

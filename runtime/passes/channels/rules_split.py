@@ -13,7 +13,8 @@ every piece keeps all the channels. Along the channel dim:
 - except a split into equal pieces by an attribute of the module running it, for a family in
   :data:`.attr_dims.ATTR_SPLITS` (res2net, CSPNet, MixNet): its pieces are coupled position
   by position (so each keeps the same count, whatever groups they feed) and the attribute is
-  rewritten after surgery.
+  rewritten after surgery; likewise a slice ``x[:, :k]`` / ``x[:, k:]`` at such an attribute
+  (:data:`.attr_dims.ATTR_SLICES`, ReXNet).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from .attr_dims import backed_split
+from .attr_dims import backed_slice, backed_split
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -174,6 +175,9 @@ def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | N
         if in_dim == i.dim:
             if isinstance(e, slice) and _full(e, len(i.atoms)):
                 return Info(out_dim, i.atoms)
+            owner = w.modules.get(str(node.meta.get("kdr_module")))
+            if isinstance(e, slice) and backed_slice(owner, e, len(i.atoms)):
+                return Info(out_dim, i.atoms[e])  # the family's fixup rewrites the bound
             w.dg.block(i.atoms, f"`{node.name}` slices channels at constant positions")
             plain = isinstance(e, slice) and all(
                 v is None or isinstance(v, int) for v in (e.start, e.stop, e.step)

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
+from recipe_lang.diagnostics import KdrError
 from runtime.passes.channels import apply_record, count_params, prune_model
-from runtime.passes.channels.attr_dims import ATTR_SPLITS, AttrSplit
+from runtime.passes.channels.attr_dims import ATTR_SLICES, ATTR_SPLITS, AttrSplit
 from runtime.passes.scopes import Scope
 from runtime.passes.trace import type_name
 
@@ -198,6 +199,75 @@ def test_timm_mixed_conv_splits() -> None:
     fresh = _mixed_net()
     apply_record(fresh, json.loads(json.dumps(record)))
     assert fresh[3].splits == [4, 4, 4]
+    fresh.load_state_dict(m.state_dict())
+    assert torch.allclose(fresh.eval()(x), y, atol=1e-5)
+    m.train()
+    m(x).sum().backward()
+
+
+class Rex(nn.Module):
+    """ReXNet's pattern: the first ``self.in_channels`` outputs are added to the shortcut."""
+
+    def __init__(self, c: int = 8, out: int = 12) -> None:
+        super().__init__()
+        self.in_channels = c
+        self.conv = nn.Conv2d(c, out, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.cat([y[:, 0 : self.in_channels] + x, y[:, self.in_channels :]], dim=1)
+
+
+def test_slice_by_registered_attribute_keeps_prefix_and_tail(
+    matches_zeroed: Callable[..., None],
+) -> None:
+    key = type_name(Rex)
+    net = lambda: nn.Sequential(nn.Conv2d(3, 8, 1), Rex(), nn.Conv2d(12, 4, 1))  # noqa: E731
+    torch.manual_seed(0)
+    m, x = net().eval(), torch.randn(2, 3, 8, 8)
+    with pytest.raises(KdrError, match="nothing to prune"):  # not registered: slices pin all
+        _prune(m, x)
+    ATTR_SLICES[key] = AttrSplit(lambda r: r.in_channels, _fix_rex)
+    try:
+        m = net().eval()
+        dense = copy.deepcopy(m)
+        record = _prune(m, x)
+        assert m[1].in_channels == m[0].out_channels == 4 and m[1].conv.out_channels == 6
+        matches_zeroed(dense, m, record, x)
+        fresh = net()
+        apply_record(fresh, json.loads(json.dumps(record)))
+        assert fresh[1].in_channels == 4
+    finally:
+        del ATTR_SLICES[key]
+
+
+def _fix_rex(m: Any) -> None:
+    m.in_channels = m.conv.in_channels
+
+
+def test_timm_rexnet_linear_bottleneck_in_channels() -> None:
+    rexnet = pytest.importorskip("timm.models.rexnet")
+
+    def net() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(3, 16, 3),
+            rexnet.LinearBottleneck(16, 24, 1, exp_ratio=6.0, se_ratio=0.25),
+            rexnet.LinearBottleneck(24, 32, 1),
+            nn.Conv2d(32, 10, 1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    torch.manual_seed(0)
+    m, x = net().eval(), torch.randn(2, 3, 32, 32)
+    dense = count_params(m)
+    record = _prune(m, x)
+    assert count_params(m) <= 0.45 * dense
+    assert (m[1].in_channels, m[2].in_channels) == (8, 12)
+    y = m(x)
+    fresh = net()
+    apply_record(fresh, json.loads(json.dumps(record)))
+    assert fresh[2].in_channels == 12
     fresh.load_state_dict(m.state_dict())
     assert torch.allclose(fresh.eval()(x), y, atol=1e-5)
     m.train()
