@@ -24,6 +24,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -80,6 +81,14 @@ class KdrTracer(fx.Tracer):
         ):
             return True
         return super().is_leaf_module(m, module_qualified_name)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        """fx's node, tagged with the module whose ``forward`` created it (``""``: the root):
+        channel rules read ``node.meta["kdr_module"]`` to accept a split by that module's own
+        attribute (:mod:`.channels.attr_dims`)."""
+        node = super().create_node(*args, **kwargs)
+        node.meta["kdr_module"] = self.scope.module_path
+        return node
 
 
 def trace(model: nn.Module, leaf_modules: Iterable[str] = ()) -> fx.GraphModule:

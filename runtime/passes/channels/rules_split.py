@@ -9,7 +9,12 @@ every piece keeps all the channels. Along the channel dim:
 - ``split`` sizes and channel slices ``x[:, :k]`` are constants of the model's code: pruning the
   tensor would shift every piece, so its channels are blocked (the pieces still carry their
   atoms, so what is computed from them stays coupled). A slice that keeps everything
-  (``x[:, :k]`` with ``k`` at least the channel count, GhostNet's) stays whole after pruning.
+  (``x[:, :k]`` with ``k`` at least the channel count, GhostNet's) stays whole after pruning;
+- except a split into equal pieces by an attribute of the module running it, for a family in
+  :data:`.attr_dims.ATTR_SPLITS` (res2net, CSPNet, MixNet): its pieces are coupled position
+  by position (so each keeps the same count, whatever groups they feed) and the attribute is
+  rewritten after surgery; likewise a slice ``x[:, :k]`` / ``x[:, k:]`` at such an attribute
+  (:data:`.attr_dims.ATTR_SLICES`, ReXNet).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from .attr_dims import backed_slice, backed_split
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -57,9 +63,19 @@ def split(w: GraphWalker, node: fx.Node) -> Info | None:
     if i is None or shape is None:
         return None
     d = _dim(node, 2, len(shape))
-    sizes = _piece_sizes(int(shape[d]), arg(node, 1, "split_size_or_sections"))
+    by = arg(node, 1, "split_size_or_sections")
+    sizes = _piece_sizes(int(shape[d]), by)
     if sizes is None:
         return w.unknown(node)
+    owner = w.modules.get(str(node.meta.get("kdr_module")))
+    if d == i.dim and backed_split(owner, by, sizes):  # the family's fixup rewrites `by`
+        pieces_along(w, node, i, d, sizes, None)
+        # Piece j's channel k is pruned with every piece's channel k: equal keep per piece
+        # even when the pieces feed layers of different groups (a partition would span them).
+        first, *rest = [p.atoms for p in w.pieces[node] if p is not None]
+        for atoms in rest:
+            w.dg.union(first, atoms)
+        return None
     pieces_along(w, node, i, d, sizes, f"`{node.name}` splits channels at constant sizes")
     return None
 
@@ -159,6 +175,9 @@ def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | N
         if in_dim == i.dim:
             if isinstance(e, slice) and _full(e, len(i.atoms)):
                 return Info(out_dim, i.atoms)
+            owner = w.modules.get(str(node.meta.get("kdr_module")))
+            if isinstance(e, slice) and backed_slice(owner, e, len(i.atoms)):
+                return Info(out_dim, i.atoms[e])  # the family's fixup rewrites the bound
             w.dg.block(i.atoms, f"`{node.name}` slices channels at constant positions")
             plain = isinstance(e, slice) and all(
                 v is None or isinstance(v, int) for v in (e.start, e.stop, e.step)
