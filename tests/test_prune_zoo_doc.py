@@ -178,6 +178,9 @@ def test_summary_and_reasons_on_rows_made_by_hand() -> None:
     assert "| a | 64 | 0.30 | 0.30 | ok |" in block and "| 1.2 / – |" in block
     assert "| b | 64 | 0.38 | – | fails: replay | – | – | **broken** |" in block
     assert "declined (KDR502)" in block and "| error | – / – |" in block
+    # b blocks nothing yet keeps 0.38: said so, rather than an empty reason
+    line_b = next(line for line in block.splitlines() if line.startswith("| b |"))
+    assert line_b.endswith(f"| {table.NOTHING_BLOCKED} |")
 
 
 _SETTINGS = {"torch": "t", "timm": "m", "torch_pruning": "p"}

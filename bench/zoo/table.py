@@ -62,6 +62,11 @@ def checks(cell: dict[str, Any], tool: str) -> str:
     return "ok" if not failed else "fails: " + ", ".join(failed)
 
 
+#: A prune with no blocked group that still keeps over 0.35 of the params: the cut was as asked,
+#: the model's parameters are mostly in layers whose size is linear in the channels.
+NOTHING_BLOCKED = "nothing blocked: every group cut as asked (depthwise-heavy)"
+
+
 def reason(cell: dict[str, Any]) -> str:
     """The model's first finding: for a prune, the kind blocking the most groups; for a
     refusal, the first block it quotes, else its message up to where it points in the code."""
@@ -72,6 +77,8 @@ def reason(cell: dict[str, Any]) -> str:
     elif QUOTED not in str(cell.get("error", "")) or not kinds:
         kinds = [str(cell.get("error", "")).split(" at `")[0].split(" (help: ")[0]]
     text = kinds[0] if kinds else "–"
+    if not kinds and cell.get("status") == "pruned" and cell.get("params_ratio", 0.0) > 0.35:
+        text = NOTHING_BLOCKED  # FastViT: mostly depthwise kernels, linear in the channels
     if len(text) > REASON_CHARS:
         text = text[: REASON_CHARS - 1] + "…"
     return text.replace("|", "\\|")
