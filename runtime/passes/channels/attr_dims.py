@@ -39,11 +39,11 @@ ATTR_DIMS: dict[str, tuple[str, str]] = {
 }
 
 
-def backed_constant(root: nn.Module, value: object) -> str | None:
-    """The layer whose output count ``value`` is, when ``value`` is the model's own
-    channel-count attribute (which surgery keeps up to date), else None."""
-    entry = ATTR_DIMS.get(type_name(type(root)))
-    if entry is None or not isinstance(value, int) or getattr(root, entry[0], None) != value:
+def backed_constant(owner: nn.Module | None, value: object) -> str | None:
+    """The layer (a path under ``owner``) whose output count ``value`` is, when ``value`` is
+    ``owner``'s own channel-count attribute (which surgery keeps up to date), else None."""
+    entry = ATTR_DIMS.get(type_name(type(owner)))
+    if entry is None or not isinstance(value, int) or getattr(owner, entry[0], None) != value:
         return None
     return entry[1]
 

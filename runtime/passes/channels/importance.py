@@ -26,19 +26,15 @@ torch.Size([4])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from compiler.vocab import CRITERIA
-from recipe_lang.diagnostics import KdrError, Note, error
-from runtime.models.outputs import logits_of
+from runtime.passes.ranking import Batches, taylor_gradients
 
 from .graph import DependencyGraph, Endpoint, Group
-
-Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
 def _tensor(model: nn.Module, name: str) -> torch.Tensor:
@@ -96,26 +92,6 @@ def _fpgm(ep: Endpoint, model: nn.Module) -> torch.Tensor | None:
     return torch.cdist(rows[None], rows[None])[0].sum(1, dtype=torch.float64)
 
 
-def _taylor_gradients(model: nn.Module, batches: Batches | None) -> None:
-    if batches is None:
-        raise KdrError(
-            error(
-                "KDR502",
-                "`prune by taylor` needs a batch of labelled data, and none is available here",
-                None,
-                Note(kind="help", message="use `by l1` (data-free), or give the run a dataset"),
-            )
-        )
-    x, y = next(iter(batches()))
-    was_training = model.training
-    model.eval()  # eval: BatchNorm running statistics must not move during the estimate
-    model.zero_grad(set_to_none=True)
-    try:
-        F.cross_entropy(logits_of(model(x)), y).backward()
-    finally:
-        model.train(was_training)
-
-
 def group_importance(
     dg: DependencyGraph,
     model: nn.Module,
@@ -129,7 +105,7 @@ def group_importance(
         gen = torch.Generator().manual_seed(seed)
         return {g.index: torch.rand(g.size, generator=gen, dtype=torch.float64) for g in groups}
     if criterion == "taylor":
-        _taylor_gradients(model, batches)
+        taylor_gradients(model, batches)
 
     grads: dict[int, torch.Tensor] = {}
     if criterion == "taylor":  # |w * grad| as one tensor per parameter, viewed like w below

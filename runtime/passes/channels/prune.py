@@ -24,18 +24,14 @@ import torch
 from torch import nn
 
 from compiler.vocab import CRITERIA, RANKINGS
-from recipe_lang.diagnostics import KdrError, Note, error
 
+from ..ranking import Batches, kdr502, n_prune
 from ..scopes import Scope
 from .build import build
 from .graph import DependencyGraph, Group
-from .importance import Batches, group_importance
+from .importance import group_importance
 from .shortfall import block_summary, group_key, removed_fraction, scope_groups
 from .surgery import apply_record
-
-
-def kdr502(message: str, help_text: str) -> KdrError:
-    return KdrError(error("KDR502", message, None, Note(kind="help", message=help_text)))
 
 
 def count_params(model: nn.Module) -> int:
@@ -51,11 +47,6 @@ def group_sizes(model: nn.Module, example_inputs: torch.Tensor, scope: Scope) ->
     """Channels of every prunable group in scope, by :func:`group_key` (KDR502 if none)."""
     dg = build(model, example_inputs, tuple(scope.exclude))
     return {group_key(g): g.size for g in _in_scope(dg, scope)}
-
-
-def _n_prune(ratio: float, n: int) -> int:
-    """Exact ratio, rounded half up, never emptying: at most ``n - 1``."""
-    return max(0, min(math.floor(ratio * n + 0.5), n - 1))
 
 
 def _lowest(scores: torch.Tensor, positions: list[int], k: int) -> list[int]:
@@ -84,7 +75,7 @@ def choose_pruned(
             k = len(g.chunks) if g.chunks else 1
             per = g.size // k
             was = (base or {}).get(group_key(g), g.size) // k
-            counts[g.index] = min(max(_n_prune(ratio, was) - (was - per), 0), per - 1) * k
+            counts[g.index] = min(max(n_prune(ratio, was) - (was - per), 0), per - 1) * k
     else:
         flat: list[tuple[float, int]] = []
         for g in groups:

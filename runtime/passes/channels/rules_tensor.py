@@ -266,7 +266,9 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
             continue
         layer = None
         if shape_args is not None and len(shape_args) == len(sout) and shape_args[j] != -1:
-            layer = backed_constant(w.modules[""], shape_args[j])
+            path = str(node.meta.get("kdr_module", ""))  # the module whose forward reshapes
+            layer = backed_constant(w.modules.get(path), shape_args[j])
+            layer = f"{path}.{layer}" if path and layer else layer
         constant = shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1)
         if constant and layer is None:
             continue  # a constant or computed channel count may be stale after pruning

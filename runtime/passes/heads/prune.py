@@ -23,20 +23,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from compiler.vocab import HEAD_CRITERIA, RANKINGS
-from recipe_lang.diagnostics import KdrError, Note, error
+from recipe_lang.diagnostics import KdrError, error
 
+from ..ranking import Batches, kdr502, n_prune, taylor_gradients
 from ..scopes import Scope
 from .layouts import Layout, layout_for, prunable
 from .mha import PrunableMultiheadAttention
-
-Batches = Any  # () -> iterable of (inputs, labels)
-
-
-def kdr502(message: str, help_text: str) -> KdrError:
-    return KdrError(error("KDR502", message, None, Note(kind="help", message=help_text)))
 
 
 def attention_modules(model: nn.Module, scope: Scope) -> dict[str, Layout]:
@@ -66,27 +60,6 @@ def disable_nested_fast_path(model: nn.Module) -> None:
             m.use_nested_tensor = False
 
 
-def _taylor(model: nn.Module, batches: Batches | None) -> None:
-    """Gradients of the loss on one labelled batch (``|w * grad|`` is then the score)."""
-    if batches is None:
-        raise kdr502(
-            "`prune heads by taylor` needs a batch of labelled data, and none is available here",
-            "use `by l1` (data-free), or give the run a dataset",
-        )
-    x, y = next(iter(batches()))
-    was_training = model.training
-    model.eval()
-    model.zero_grad(set_to_none=True)
-    try:
-        out = model(x)
-        out = getattr(out, "logits", out)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        F.cross_entropy(out, y).backward()
-    finally:
-        model.train(was_training)
-
-
 def head_scores(
     layouts: dict[str, Layout],
     criterion: str,
@@ -102,7 +75,7 @@ def head_scores(
             for p, lay in layouts.items()
         }
     if criterion == "taylor":
-        _taylor(model, batches)
+        taylor_gradients(model, batches, "prune heads")
     out: dict[str, torch.Tensor] = {}
     try:
         for path, lay in layouts.items():
@@ -125,10 +98,6 @@ def head_scores(
     return out
 
 
-def _n_prune(ratio: float, n: int) -> int:
-    return max(0, min(math.floor(ratio * n + 0.5), n - 1))
-
-
 def choose_kept(
     scores: dict[str, torch.Tensor], ratio: float, ranking: str
 ) -> dict[str, list[int]]:
@@ -137,7 +106,7 @@ def choose_kept(
     if ranking == "local":
         for p, s in scores.items():
             order = torch.argsort(s, stable=True).tolist()
-            drop[p] = set(order[: _n_prune(ratio, len(order))])
+            drop[p] = set(order[: n_prune(ratio, len(order))])
     else:
         flat: list[tuple[float, str, int]] = []
         for p, s in scores.items():
