@@ -15,7 +15,9 @@ tracer). A family in :data:`ATTR_SPLITS` (its ``forward`` reviewed by hand: the 
 no other use there) splits into equal pieces; the split rule then couples the pieces position
 by position (each keeps the same count) and the family's fixup rewrites the attribute from its
 pruned layers, after the cut and on replay. Unequal pieces stay blocked. Channel slices at an
-attribute work the same way (:data:`ATTR_SLICES`: ReXNet's ``x[:, 0:self.in_channels]``).
+attribute work the same way (:data:`ATTR_SLICES`: ReXNet's ``x[:, 0:self.in_channels]``), as
+do views of a per-channel parameter by a shape attribute (:data:`ATTR_VIEWS`: MetaFormer's
+layer scale ``self.scale.view(self.shape)``).
 
 >>> import torchvision
 >>> vit = torchvision.models.VisionTransformer(32, 8, 1, 2, 16, 32, num_classes=3)
@@ -100,6 +102,28 @@ ATTR_SLICES: dict[str, AttrSplit] = {
 }
 
 
+def _fix_scale(m: Any) -> None:
+    n = int(m.scale.numel())  # the (pruned) per-channel scale
+    m.shape = (n, 1, 1) if len(m.shape) == 3 else (n,)
+
+
+#: type name -> the shape its forward views a per-channel parameter with (MetaFormer's layer
+#: scale ``self.scale.view(self.shape)``, ``shape = (dim, 1, 1)``), rewritten after surgery.
+ATTR_VIEWS: dict[str, AttrSplit] = {
+    "timm.models.metaformer.Scale": AttrSplit(lambda m: m.shape, _fix_scale),
+}
+
+
+def backed_view(module: nn.Module | None, shape: list[Any]) -> bool:
+    """Whether a view to ``shape``, run by ``module``'s forward, is the family's view by its
+    own shape attribute (which its fixup rewrites from the parameter's pruned size)."""
+    entry = ATTR_VIEWS.get(type_name(type(module))) if module is not None else None
+    if entry is None:
+        return False
+    expected = entry.size(module)
+    return isinstance(expected, (list, tuple)) and list(expected) == list(shape)
+
+
 def backed_slice(module: nn.Module | None, s: slice, size: int) -> bool:
     """Whether ``x[:, s]`` over ``size`` channels, run by ``module``'s forward, is the family's
     prefix ``[:k]`` or tail ``[k:]`` at its attribute ``k`` (which its fixup rewrites)."""
@@ -131,7 +155,7 @@ def fix_attributes(model: nn.Module) -> None:
         entry = ATTR_DIMS.get(type_name(type(m)))
         if entry is not None:
             setattr(m, entry[0], _out_count(m.get_submodule(entry[1])))
-        for table in (ATTR_SPLITS, ATTR_SLICES):
+        for table in (ATTR_SPLITS, ATTR_SLICES, ATTR_VIEWS):
             split = table.get(type_name(type(m)))
             if split is not None:
                 split.fix(m)
@@ -141,9 +165,11 @@ __all__ = [
     "ATTR_DIMS",
     "ATTR_SLICES",
     "ATTR_SPLITS",
+    "ATTR_VIEWS",
     "AttrSplit",
     "backed_constant",
     "backed_slice",
     "backed_split",
+    "backed_view",
     "fix_attributes",
 ]

@@ -63,6 +63,22 @@ def conv(
     return Info(1, ep_out.atoms)
 
 
+#: timm's ECA: a gate per channel from a Conv1d sliding *along* the channels of the pooled
+#: input. Its weights (one kernel, no per-channel entry) fit any channel count, so the module
+#: runs unchanged on the kept channels. Traced whole: the conv's length axis is the channel
+#: axis, which no layer rule could follow. Pruning is an approximation here (as every prune
+#: is): a kept channel's gate afterwards reads its nearest *kept* neighbours, not the removed
+#: ones it read before, so the pruned model is not the dense one with channels zeroed.
+ECA = "timm.layers.eca.EcaModule"
+register_leaf(ECA)
+
+
+@module_rule(ECA)
+def eca(w: GraphWalker, node: fx.Node, m: nn.Module) -> Info | None:
+    """``x * gate(conv1d(mean(x)))``: the output carries the input's channels."""
+    return passthrough(w, node)
+
+
 @module_rule(nn.Linear)
 def linear_module(w: GraphWalker, node: fx.Node, m: nn.Linear) -> Info | None:
     return linear(w, node, m)

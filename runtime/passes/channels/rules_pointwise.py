@@ -15,8 +15,9 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .op_rules import Info, arg, function_rule, method_rule, module_rule
-from .rules_tensor import elementwise, reduce_dims
+from .attr_dims import backed_view
+from .op_rules import METHOD_RULES, Info, NodeRule, arg, function_rule, method_rule, module_rule
+from .rules_tensor import elementwise, param_view, reduce_dims
 from .walker import GraphWalker
 
 
@@ -69,6 +70,29 @@ def norm(w: GraphWalker, node: fx.Node) -> Info | None:
 @function_rule(torch.linalg.vector_norm)
 def vector_norm(w: GraphWalker, node: fx.Node) -> Info | None:
     return reduce_dims(w, node, arg(node, 2, "dim"), bool(arg(node, 3, "keepdim")))
+
+
+def _view_by_attribute(rule: NodeRule) -> NodeRule:
+    """Wrap the ``view``/``reshape`` rule: a parameter viewed by its module's own shape
+    attribute (:data:`.attr_dims.ATTR_VIEWS`) is tracked as if the channel size were ``-1``:
+    the family's fixup rewrites the attribute from the pruned parameter."""
+
+    def view(w: GraphWalker, node: fx.Node) -> Info | None:
+        src, sout = node.args[0], w.shapes.get(node)
+        args: Any = node.args
+        shape = list(args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:])
+        owner = w.modules.get(str(node.meta.get("kdr_module")))
+        if w.get(src) is not None or sout is None or not backed_view(owner, shape):
+            return rule(w, node)
+        as_free = [-1 if n != 1 else n for n in shape]  # the one non-1 size: the channels
+        param_view(w, node, src, sout, as_free)
+        return None
+
+    return view
+
+
+for _name in ("view", "reshape"):
+    METHOD_RULES[_name] = _view_by_attribute(METHOD_RULES[_name])
 
 
 @function_rule(torch.einsum)
