@@ -60,10 +60,15 @@ class AttrSplit:
 
     ``size``: the split argument the forward passes, read from the module's attributes;
     ``fix``: resets those attributes from the (pruned) layers; idempotent on an unpruned module.
+    ``count``: for a slice whose prefix no layer counts alone (DPN's residual channels share
+    every layer with its dense ones), the attribute holding the prefix's size: the walker
+    gives the module an ``in`` endpoint over the prefix, so the record carries its kept
+    positions, and :func:`count_pruner` sets the attribute from them.
     """
 
     size: Callable[[Any], object]  # the module (typed Any: its attributes are the family's)
     fix: Callable[[Any], None]
+    count: str | None = None
 
 
 def _fix_res2net(m: Any) -> None:
@@ -99,7 +104,34 @@ def _fix_rexnet(m: Any) -> None:
 #: prefix it couples to a tensor the fixup can count (ReXNet adds it to the shortcut).
 ATTR_SLICES: dict[str, AttrSplit] = {
     "timm.models.rexnet.LinearBottleneck": AttrSplit(lambda m: m.in_channels, _fix_rexnet),
+    # x_s[:, :num_1x1_c] (residual path) and x_s[:, num_1x1_c:] (dense path), same for the
+    # block's output; the residual prefix is counted by the record (``count``).
+    "timm.models.dpn.DualPathBlock": AttrSplit(lambda m: m.num_1x1_c, lambda m: None, "num_1x1_c"),
 }
+
+
+def slice_count(module: nn.Module | None) -> tuple[str, int] | None:
+    """``(attribute, prefix size)`` when ``module``'s family counts its slice prefix through
+    the record (:attr:`AttrSplit.count`)."""
+    entry = ATTR_SLICES.get(type_name(type(module))) if module is not None else None
+    if entry is None or entry.count is None:
+        return None
+    k = entry.size(module)
+    return (entry.count, k) if isinstance(k, int) else None
+
+
+def count_pruner(module: nn.Module) -> Callable[[Any, dict[str, list[int]]], None] | None:
+    """The surgery of a module whose prefix count the record carries (its ``in`` keep)."""
+    counted = slice_count(module)
+    if counted is None:
+        return None
+    attr = counted[0]
+
+    def set_count(m: Any, keeps: dict[str, list[int]]) -> None:
+        if "in" in keeps:
+            setattr(m, attr, len(keeps["in"]))
+
+    return set_count
 
 
 def _fix_scale(m: Any) -> None:
@@ -171,5 +203,7 @@ __all__ = [
     "backed_slice",
     "backed_split",
     "backed_view",
+    "count_pruner",
     "fix_attributes",
+    "slice_count",
 ]

@@ -14,7 +14,7 @@ every piece keeps all the channels. Along the channel dim:
   :data:`.attr_dims.ATTR_SPLITS` (res2net, CSPNet, MixNet): its pieces are coupled position
   by position (so each keeps the same count, whatever groups they feed) and the attribute is
   rewritten after surgery; likewise a slice ``x[:, :k]`` / ``x[:, k:]`` at such an attribute
-  (:data:`.attr_dims.ATTR_SLICES`, ReXNet).
+  (:data:`.attr_dims.ATTR_SLICES`, ReXNet; DPN, whose prefix count the record carries).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from .attr_dims import backed_slice, backed_split
+from .attr_dims import backed_slice, backed_split, slice_count
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -155,6 +155,15 @@ def _full(s: slice, size: int) -> bool:
     return start_ok and stop_ok and s.step in (None, 1)
 
 
+def _count_prefix(w: GraphWalker, node: fx.Node, i: Info) -> None:
+    """A family counting its slice prefix by the record: the module's ``in`` endpoint holds
+    the prefix's atoms, so surgery learns how many of them were kept (DPN's ``num_1x1_c``)."""
+    path = str(node.meta.get("kdr_module"))
+    counted = slice_count(w.modules.get(path))
+    if counted is not None:
+        w.dg.union(w.dg.endpoint(path, "in", counted[1]).atoms, i.atoms[: counted[1]])
+
+
 def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | None:
     """``x[:, :k]``, ``x[..., 0]``, ``x[:, None]``: where the channel dim goes."""
     nd = w.ndim(node.args[0])
@@ -177,6 +186,7 @@ def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | N
                 return Info(out_dim, i.atoms)
             owner = w.modules.get(str(node.meta.get("kdr_module")))
             if isinstance(e, slice) and backed_slice(owner, e, len(i.atoms)):
+                _count_prefix(w, node, i)
                 return Info(out_dim, i.atoms[e])  # the family's fixup rewrites the bound
             w.dg.block(i.atoms, f"`{node.name}` slices channels at constant positions")
             plain = isinstance(e, slice) and all(

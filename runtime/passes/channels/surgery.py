@@ -27,7 +27,7 @@ from torch import nn
 
 from recipe_lang.diagnostics import KdrError, error
 
-from .attr_dims import fix_attributes
+from .attr_dims import count_pruner, fix_attributes
 
 #: ``(layer, {"out"|"in"|"norm": kept positions})``, in place.
 Pruner = Callable[[Any, dict[str, list[int]]], None]
@@ -44,7 +44,8 @@ def register_pruner(*types: type[nn.Module]) -> Callable[[Pruner], Pruner]:
 
 
 def pruner_for(m: nn.Module) -> Pruner | None:
-    return next((PRUNERS[t] for t in type(m).__mro__ if t in PRUNERS), None)
+    """By the layer's MRO, else a block whose slice prefix count the record carries (DPN)."""
+    return next((PRUNERS[t] for t in type(m).__mro__ if t in PRUNERS), None) or count_pruner(m)
 
 
 def set_tensor(owner: nn.Module, name: str, value: torch.Tensor | None) -> None:
