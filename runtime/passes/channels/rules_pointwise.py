@@ -1,4 +1,4 @@
-"""Op rules for more element-wise ops: ``addcmul``/``addcdiv``, ``pad``, ``norm``.
+"""Op rules for more element-wise ops: ``addcmul``/``addcdiv``, ``pad``, ``norm``, ``normalize``.
 
 ``addcmul(beta, alpha, x)`` (ResMLP's affine layer, GRN) is element-wise over three operands:
 they are coupled like a binary op's, parameters of channel size becoming ``param`` endpoints.
@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .attr_dims import backed_view
 from .op_rules import METHOD_RULES, Info, NodeRule, arg, function_rule, method_rule, module_rule
-from .rules_tensor import elementwise, param_view, reduce_dims
+from .rules_tensor import elementwise, reduce_dims
 from .walker import GraphWalker
 
 
@@ -67,25 +67,45 @@ def norm(w: GraphWalker, node: fx.Node) -> Info | None:
     return reduce_dims(w, node, arg(node, 2, "dim"), bool(arg(node, 3, "keepdim")))
 
 
+@function_rule(F.normalize)
+def normalize(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``F.normalize(x, dim=d)`` divides by a norm over ``d``: channel-wise unless ``d`` is the
+    channel dim (that norm sums over the channels, so it would change with their count)."""
+    src, dim = arg(node, 0, "input"), arg(node, 2, "dim", 1)
+    i, nd = w.get(src), w.ndim(src)
+    w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
+    if i is None or nd is None:
+        return None
+    if not isinstance(dim, int) or dim % nd == i.dim or arg(node, 4, "out") is not None:
+        return w.unknown(node)
+    return Info(i.dim, i.atoms)
+
+
 @function_rule(torch.linalg.vector_norm)
 def vector_norm(w: GraphWalker, node: fx.Node) -> Info | None:
     return reduce_dims(w, node, arg(node, 2, "dim"), bool(arg(node, 3, "keepdim")))
 
 
 def _view_by_attribute(rule: NodeRule) -> NodeRule:
-    """Wrap the ``view``/``reshape`` rule: a parameter viewed by its module's own shape
-    attribute (:data:`.attr_dims.ATTR_VIEWS`) is tracked as if the channel size were ``-1``:
-    the family's fixup rewrites the attribute from the pruned parameter."""
+    """Wrap the ``view``/``reshape`` rule: a parameter with one non-1 dim viewed by its
+    module's own shape attribute (:data:`.attr_dims.ATTR_VIEWS`, MetaFormer's
+    ``self.scale.view(self.shape)``) becomes a view of that parameter, as a ``-1`` view would
+    (arithmetic then slices it); the family's fixup rewrites the attribute after surgery."""
 
     def view(w: GraphWalker, node: fx.Node) -> Info | None:
         src, sout = node.args[0], w.shapes.get(node)
         args: Any = node.args
         shape = list(args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:])
         owner = w.modules.get(str(node.meta.get("kdr_module")))
-        if w.get(src) is not None or sout is None or not backed_view(owner, shape):
+        param = w.param_of(src) if w.get(src) is None else None
+        if param is None or sout is None or not backed_view(owner, shape):
             return rule(w, node)
-        as_free = [-1 if n != 1 else n for n in shape]  # the one non-1 size: the channels
-        param_view(w, node, src, sout, as_free)
+        big_in = [k for k, n in enumerate(param[1]) if n != 1]
+        big_out = [k for k, n in enumerate(sout) if n != 1]
+        if len(big_in) != 1 or len(big_out) != 1 or param[1][big_in[0]] != sout[big_out[0]]:
+            return rule(w, node)
+        w.handled.add(src)
+        w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
         return None
 
     return view
@@ -137,4 +157,4 @@ def einsum(w: GraphWalker, node: fx.Node) -> Info | None:
     return Info(out.index(letter), atoms) if letter in out else None
 
 
-__all__ = ["addcmul", "einsum", "norm", "pad", "vector_norm"]
+__all__ = ["addcmul", "einsum", "norm", "normalize", "pad", "vector_norm"]

@@ -25,9 +25,16 @@ from typing import Any
 import torch
 from torch import fx
 
+from ..trace import type_name
 from .attr_dims import backed_slice, backed_split, slice_count
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
+
+#: Families whose ``chunk`` pieces are added to one another, except the last (EdgeNeXt's
+#: res2net-like ``sp = conv(sp + spx[i])``): the pieces already share positions but the last
+#: one, so they land in different groups and an equal-keep partition over them would block.
+#: Their pieces are coupled position by position instead: still an equal keep per piece.
+ALIGNED_CHUNKS = frozenset({"timm.models.edgenext.SplitTransposeBlock"})
 
 
 def _dim(node: fx.Node, pos: int, nd: int) -> int:
@@ -91,14 +98,35 @@ def chunk(w: GraphWalker, node: fx.Node) -> Info | None:
     if not isinstance(n, int) or n < 1:
         return w.unknown(node)
     length = int(shape[d])
-    if d == i.dim and length % n:
+    owner = w.modules.get(str(node.meta.get("kdr_module")))
+    aligned = owner is not None and type_name(type(owner)) in ALIGNED_CHUNKS
+    if d == i.dim and length % n and not aligned:
         return w.unknown(node)  # uneven chunks: their sizes would not follow the pruning
     sizes = _piece_sizes(length, -(-length // n))
     assert sizes is not None
+    if d == i.dim and len(sizes) != n:
+        return w.unknown(node)  # fewer pieces than asked (4 channels in 3): not kept by pruning
     pieces_along(w, node, i, d, sizes, None)
     if d == i.dim and n > 1:
-        w.dg.partitions.append([p.atoms for p in w.pieces[node] if p is not None])
+        pieces = [p.atoms for p in w.pieces[node] if p is not None]
+        if aligned:
+            align_pieces(w, pieces)
+        else:
+            w.dg.partitions.append(pieces)
     return None
+
+
+def align_pieces(w: GraphWalker, pieces: list[list[int]]) -> None:
+    """Couple chunk pieces position by position, so the pruned tensor chunks into the pruned
+    pieces. With uneven pieces (``s`` channels each, the last ``r < s``) the positions from
+    ``r - 1`` on all join the last piece's last channel: every piece then keeps ``c`` and the
+    last ``c'`` with ``c - c'`` either 0 or ``s - r`` (below the chunk count, as for any
+    ``chunk``), which is exactly how ``chunk`` splits ``(n - 1) c + c'`` channels; and the last
+    piece keeps a channel whenever any piece does."""
+    last = pieces[-1]
+    for atoms in pieces[:-1]:
+        w.dg.union(last, atoms[: len(last)])
+        w.dg.union([last[-1]] * (len(atoms) - len(last)), atoms[len(last) :])
 
 
 @method_rule("unbind")
@@ -198,4 +226,13 @@ def tensor_index(w: GraphWalker, node: fx.Node, i: Info, index: Any) -> Info | N
     return Info(out_dim + i.dim - in_dim, i.atoms)
 
 
-__all__ = ["chunk", "getitem", "pieces_along", "split", "stack", "tensor_index", "unbind"]
+__all__ = [
+    "align_pieces",
+    "chunk",
+    "getitem",
+    "pieces_along",
+    "split",
+    "stack",
+    "tensor_index",
+    "unbind",
+]
