@@ -1,4 +1,5 @@
-"""Op rules for more element-wise ops: ``addcmul``/``addcdiv``, ``pad``, ``norm``, ``normalize``.
+"""Op rules for more element-wise ops: ``addcmul``/``addcdiv``, ``pad``, ``roll``, ``norm``,
+``normalize``, ``new_empty``.
 
 ``addcmul(beta, alpha, x)`` (ResMLP's affine layer, GRN) is element-wise over three operands:
 they are coupled like a binary op's, parameters of channel size becoming ``param`` endpoints.
@@ -40,9 +41,11 @@ def pad_widths(w: GraphWalker, node: fx.Node, src: Any, widths: Any) -> Info | N
     w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
     if i is None or nd is None:
         return None
-    if not isinstance(widths, (list, tuple)) or not all(isinstance(p, int) for p in widths):
+    if not isinstance(widths, (list, tuple)):
         return w.unknown(node)
-    padded = {nd - 1 - k // 2 for k, p in enumerate(widths) if p}
+    # Pair k pads dim ``nd - 1 - k``; sizes computed in Python (Swin pads H and W up to its
+    # window by ``(ws - H % ws) % ws``) are fine on any dim but the channel one.
+    padded = {nd - 1 - k // 2 for k, p in enumerate(widths) if not (isinstance(p, int) and p == 0)}
     return w.unknown(node) if i.dim in padded else Info(i.dim, i.atoms)
 
 
@@ -58,6 +61,30 @@ PAD_MODULES: tuple[type[nn.Module], ...] = (
 def pad_module(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
     """``nn.ZeroPad2d`` and kin pad the last 1-3 dims by ``m.padding``: as ``F.pad``."""
     return pad_widths(w, node, node.args[0], list(m.padding))
+
+
+@method_rule("roll")
+@function_rule(torch.roll)
+def roll(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``torch.roll(x, shifts, dims)`` (Swin's cyclic shift) moves entries along ``dims``: the
+    channels stay unless the channel dim is rolled (or no dims: the flattened tensor is)."""
+    src, dims = arg(node, 0, "input"), arg(node, 2, "dims")
+    i, nd = w.get(src), w.ndim(src)
+    w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
+    if i is None or nd is None:
+        return None
+    dl = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    if not dl or not all(isinstance(d, int) for d in dl) or i.dim in {d % nd for d in dl}:
+        return w.unknown(node)
+    return Info(i.dim, i.atoms)
+
+
+@method_rule("new_empty", "new_zeros", "new_ones")
+def new_tensor(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``x.new_empty(shape)`` (timm's ``drop_path`` noise) reads only ``x``'s dtype and device:
+    a fresh tensor with no channels of ``x``. A shape holding a channel count stays checked
+    where it is read, and the result, if of channel size, where it meets tracked channels."""
+    return None
 
 
 @method_rule("norm")
@@ -157,4 +184,4 @@ def einsum(w: GraphWalker, node: fx.Node) -> Info | None:
     return Info(out.index(letter), atoms) if letter in out else None
 
 
-__all__ = ["addcmul", "einsum", "norm", "normalize", "pad", "vector_norm"]
+__all__ = ["addcmul", "einsum", "new_tensor", "norm", "normalize", "pad", "roll", "vector_norm"]
