@@ -21,8 +21,8 @@ def zeroed(dense: nn.Module, record: dict[str, Any]) -> nn.Module:
     ref = copy.deepcopy(dense)
     for name, keeps in record["layers"].items():
         m = ref.get_submodule(name)
-        if "in" not in keeps:
-            continue
+        if "in" not in keeps or not isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            continue  # a block's counted slice prefix (DPN's num_1x1_c) reads no weights
         cin = m.in_features if isinstance(m, nn.Linear) else m.in_channels
         gone = sorted(set(range(cin)) - set(keeps["in"]))
         with torch.no_grad():
