@@ -120,8 +120,8 @@ def _view_by_attribute(rule: NodeRule) -> NodeRule:
     (arithmetic then slices it); the family's fixup rewrites the attribute after surgery."""
 
     def view(w: GraphWalker, node: fx.Node) -> Info | None:
-        src, sout = node.args[0], w.shapes.get(node)
         args: Any = node.args
+        src, sout = args[0], w.shapes.get(node)
         shape = list(args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:])
         owner = w.modules.get(str(node.meta.get("kdr_module")))
         param = w.param_of(src) if w.get(src) is None else None

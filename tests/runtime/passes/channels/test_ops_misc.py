@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from runtime.passes.channels import apply_record, build, count_params, prune_model
-from runtime.passes.channels import rules_split
+from runtime.passes.channels import apply_record, build, count_params, prune_model, rules_split
 from runtime.passes.scopes import Scope
 from runtime.passes.trace import type_name
 
@@ -137,7 +136,7 @@ def test_uneven_chunk_without_alignment_stays_blocked() -> None:
     assert not dg.prunable_groups() or all("stem" not in g.producers for g in dg.prunable_groups())
 
 
-def _scale_net() -> nn.Module:
+def _scale_net() -> nn.Sequential:
     metaformer = pytest.importorskip("timm.models.metaformer")
     return nn.Sequential(
         nn.Conv2d(3, 8, 3), metaformer.Scale(8, init_value=0.5), nn.ReLU(), nn.Conv2d(8, 4, 1)
@@ -156,7 +155,7 @@ def test_metaformer_scale_view_by_shape_attribute(matches_zeroed: Callable[..., 
     _replays(_scale_net, m, record, x)
 
 
-def _dpn_net() -> nn.Module:
+def _dpn_net() -> nn.Sequential:
     dpn = pytest.importorskip("timm.models.dpn")
     return nn.Sequential(
         nn.Conv2d(3, 16, 3),
@@ -180,7 +179,7 @@ def test_dpn_dual_path_slices_count_the_residual_prefix(
     _replays(_dpn_net, m, record, x)
 
 
-def _sk_net() -> nn.Module:
+def _sk_net() -> nn.Sequential:
     sk = pytest.importorskip("timm.layers.selective_kernel")
     return nn.Sequential(nn.Conv2d(3, 8, 3), sk.SelectiveKernel(8, 8, split_input=True))
 
