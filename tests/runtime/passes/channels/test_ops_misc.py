@@ -147,7 +147,7 @@ def test_metaformer_scale_view_by_shape_attribute(matches_zeroed: Callable[..., 
     torch.manual_seed(0)
     m, x = _scale_net().eval(), torch.randn(2, 3, 8, 8)
     with torch.no_grad():
-        m[1].scale.uniform_(0.5, 1.5)
+        m[1].get_parameter("scale").uniform_(0.5, 1.5)
     dense = copy.deepcopy(m)
     record = _prune(m, x)
     assert m[0].out_channels == 4 and m[1].scale.shape == (4,) and m[1].shape == (4, 1, 1)
@@ -188,7 +188,7 @@ def test_selective_kernel_split_by_attribute() -> None:
     torch.manual_seed(0)
     m, x = _sk_net().eval(), torch.randn(2, 3, 10, 10)
     _prune(m, x)
-    sk = m[1]
+    sk: Any = m[1]
     assert m[0].out_channels == 4 and sk.in_channels == 4
     assert [p.conv.in_channels for p in sk.paths] == [2, 2]
     assert m(x).shape[1] == sk.out_channels
