@@ -192,12 +192,31 @@ def backed_split(module: nn.Module | None, split: object, sizes: list[int]) -> b
     return as_list == given
 
 
+def _fix_bottleneck_attn(m: Any) -> None:
+    """BoTNet's attention (:mod:`.rules_bottleneck`): head widths from the pruned qkv conv and
+    position tables (sliced along the q/k head width)."""
+    heads, dq = int(m.num_heads), int(m.pos_embed.height_rel.shape[1])
+    m.dim_head_qk = m.pos_embed.dim_head = dq
+    m.dim_out_qk = heads * dq
+    m.dim_out_v = int(m.qkv.out_channels) - 2 * heads * dq
+    m.dim_head_v = m.dim_out_v // heads
+
+
+#: type name -> resets a module's channel attributes after surgery (modules handled whole).
+ATTR_FIXES: dict[str, Callable[[Any], None]] = {
+    "timm.layers.bottleneck_attn.BottleneckAttn": _fix_bottleneck_attn,
+}
+
+
 def fix_attributes(model: nn.Module) -> None:
     """After surgery: reset every registered channel-count attribute from the pruned layers."""
     for m in model.modules():
         entry = ATTR_DIMS.get(type_name(type(m)))
         if entry is not None:
             setattr(m, entry[0], _out_count(m.get_submodule(entry[1])))
+        fix = ATTR_FIXES.get(type_name(type(m)))
+        if fix is not None:
+            fix(m)
         for table in (ATTR_SPLITS, ATTR_SLICES, ATTR_VIEWS):
             split = table.get(type_name(type(m)))
             if split is not None:
@@ -206,6 +225,7 @@ def fix_attributes(model: nn.Module) -> None:
 
 __all__ = [
     "ATTR_DIMS",
+    "ATTR_FIXES",
     "ATTR_SLICES",
     "ATTR_SPLITS",
     "ATTR_VIEWS",

@@ -21,6 +21,7 @@ from torch import fx, nn
 from ..trace import example_batch, trace_with_leaves
 from . import (  # noqa: F401  (register the op rules)
     rules_attention,
+    rules_bottleneck,
     rules_functional,
     rules_heads,
     rules_layers,
