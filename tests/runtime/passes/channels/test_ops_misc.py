@@ -225,16 +225,17 @@ def test_eca_runs_on_the_kept_channels() -> None:
 
 def _timm(name: str) -> tuple[nn.Module, Callable[[], nn.Module]]:
     timm = pytest.importorskip("timm")
+    kw = {"img_size": 32} if name.startswith("botnet") else {}  # its position tables' size
 
     def make() -> nn.Module:
-        return timm.create_model(name, pretrained=False, num_classes=10)
+        return timm.create_model(name, pretrained=False, num_classes=10, **kw)
 
     torch.manual_seed(0)
     return make().eval(), make
 
 
 @pytest.mark.slow  # 10-30 s each on two shared cores (build, prune, replay, a train step)
-@pytest.mark.parametrize("name", ["poolformer_s12", "ecaresnet26t", "dpn68"])
+@pytest.mark.parametrize("name", ["poolformer_s12", "ecaresnet26t", "dpn68", "botnet26t_256"])
 def test_timm_models_reach_a_third_of_their_params(name: str) -> None:
     m, make = _timm(name)
     x = torch.randn(2, 3, 32, 32)
@@ -243,3 +244,39 @@ def test_timm_models_reach_a_third_of_their_params(name: str) -> None:
     assert count_params(m) <= 0.35 * dense
     assert m(x).shape == (2, 10)
     _replays(make, m, record, x)
+
+
+class BotNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        ba = pytest.importorskip("timm.layers.bottleneck_attn")
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.attn = ba.BottleneckAttn(16, 16, feat_size=(4, 4), num_heads=2)
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(self.stem(x).relu()))
+
+
+def test_bottleneck_attn_prunes_head_widths() -> None:
+    """Pruned BoTNet attention == the dense one with the removed inputs and q/k/v rows of the
+    qkv conv, the removed columns of the position tables and the head's removed inputs zeroed."""
+    torch.manual_seed(0)
+    m, x = BotNet().eval(), torch.randn(2, 3, 4, 4)
+    dense = copy.deepcopy(m)
+    record = _prune(m, x)
+    attn: Any = m.attn
+    assert (attn.dim_head_qk, attn.dim_head_v, attn.qkv.out_channels) == (4, 4, 24)
+    assert attn.pos_embed.height_rel.shape == (7, 4) and m.head.in_channels == 8
+    ref: Any = copy.deepcopy(dense)
+    gone = sorted(set(range(48)) - set(record["layers"]["attn.qkv"]["out"]))
+    with torch.no_grad():
+        ref.attn.qkv.weight[gone] = 0
+        ref.attn.qkv.weight[:, sorted(set(range(16)) - set(record["layers"]["attn.qkv"]["in"]))] = 0
+        for table in ("height_rel", "width_rel"):
+            keep = record["params"][f"attn.pos_embed.{table}"]["keep"]
+            cols = sorted(set(range(8)) - set(keep))
+            getattr(ref.attn.pos_embed, table)[:, cols] = 0
+        ref.head.weight[:, sorted(set(range(16)) - set(record["layers"]["head"]["in"]))] = 0
+        assert torch.allclose(m(x), ref(x), atol=1e-5)
+    _replays(BotNet, m, record, x)
