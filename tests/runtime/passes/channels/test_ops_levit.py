@@ -71,6 +71,7 @@ def _randomize_norms(m: nn.Module) -> None:
     """Random BatchNorm statistics, so that a channel left in place would show."""
     for mod in m.modules():
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            assert mod.running_mean is not None and mod.running_var is not None
             with torch.no_grad():
                 mod.weight.normal_()
                 mod.bias.normal_()
@@ -96,7 +97,7 @@ def _reference(dense: nn.Module, record: dict[str, Any]) -> nn.Module:
     return ref.eval()
 
 
-def _tiny_levit(use_conv: bool) -> nn.Module:
+def _tiny_levit(use_conv: bool) -> Any:
     levit = pytest.importorskip("timm.models.levit")
     torch.manual_seed(0)
     m = levit.Levit(
