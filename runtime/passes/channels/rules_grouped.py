@@ -11,8 +11,11 @@ that were "prunable" yet never lost a channel.
 Here input ``g`` is the same channel as the ``k`` outputs of group ``g`` (they are computed from
 it alone): pruning it removes the whole group, every kept group keeps its ``k`` outputs, so the
 conv stays balanced without a partition (surgery drops the emptied groups and lowers
-``groups``). The price: the output channels move in blocks of ``k`` with the input stream.
-The rule wraps the registered conv rule (extending it, not replacing it) for every other conv.
+``groups``). The price: the output channels move in blocks of ``k`` with the input stream,
+and a stream blocked later in the walk blocks them too (the generic rule would have cut them
+with an equal keep per group); a stream already blocked or untracked when the conv is reached
+(the model input) keeps the generic rule. The rule wraps the registered conv rule (extending it, not
+replacing it), which every other conv still gets.
 """
 
 from __future__ import annotations
@@ -48,10 +51,22 @@ def depthwise_multiplier(w: GraphWalker, node: fx.Node, m: Any, k: int) -> Info:
     return Info(1, ep_out.atoms)
 
 
+def stream_blocked(w: GraphWalker, src: Any) -> bool:
+    """Whether the channels ``src`` carries are untracked or already blocked (so far in the
+    walk): coupling them would only block the conv's outputs too."""
+    i = w.get(src)
+    if i is None:
+        return True
+    blocked = {w.dg.find(a) for a in w.dg.blocked}
+    return any(w.dg.find(a) in blocked for a in i.atoms)
+
+
 def wrap(base: ModuleRule) -> ModuleRule:
     def rule(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
         k = multiplier(m)
-        return depthwise_multiplier(w, node, m, k) if k else base(w, node, m)
+        if not k or stream_blocked(w, node.args[0] if node.args else None):
+            return base(w, node, m)
+        return depthwise_multiplier(w, node, m, k)
 
     rule.__doc__ = f"Depthwise multipliers here, else {getattr(base, '__name__', base)}."
     return rule
@@ -62,4 +77,4 @@ for _t in (nn.Conv1d, nn.Conv2d, nn.Conv3d, "timm.layers.conv2d_same.Conv2dSame"
     if _base is not None:
         MODULE_RULES[_t] = wrap(_base)
 
-__all__ = ["depthwise_multiplier", "multiplier", "wrap"]
+__all__ = ["depthwise_multiplier", "multiplier", "stream_blocked", "wrap"]

@@ -55,6 +55,17 @@ def test_depthwise_multiplier_prunes_its_input_stream(
     assert torch.allclose(fresh.eval()(x), m(x), atol=1e-6)
 
 
+def test_multiplier_on_a_blocked_stream_keeps_outputs_per_group(
+    matches_zeroed: Callable[[nn.Module, nn.Module, dict[str, Any], torch.Tensor], None],
+) -> None:
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(4, 16, 3, groups=4), nn.Conv2d(16, 2, 1)).eval()
+    dense, x = copy.deepcopy(m), torch.randn(2, 4, 5, 5)
+    record = _prune(m, x)  # its input is the model's: each group keeps 2 of its 4 outputs
+    assert m[0].groups == 4 and m[0].weight.shape == (8, 1, 3, 3)
+    matches_zeroed(dense, m, record, x)
+
+
 def test_grouped_conv_with_several_inputs_per_group_keeps_its_partitions() -> None:
     m = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 16, 1, groups=4), nn.Conv2d(16, 2, 1))
     dg = build(m.eval(), torch.randn(1, 3, 4, 4))
@@ -62,6 +73,7 @@ def test_grouped_conv_with_several_inputs_per_group_keeps_its_partitions() -> No
     assert {len(g.chunks or []) for g in chunked} == {4}
 
 
+@pytest.mark.slow  # about 10 s on a loaded machine
 def test_timm_fastvit_t8_params_ratio() -> None:
     timm = pytest.importorskip("timm")
 
