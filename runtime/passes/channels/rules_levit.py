@@ -106,6 +106,16 @@ def _layouts(
     return keys[0], values[0], ins
 
 
+def _unknown(w: GraphWalker, node: fx.Node, name: str) -> None:
+    """Not understood: its inputs and the layers whose endpoints were already made keep
+    their widths."""
+    why = f"attention `{name}` is not laid out as timm's LeViT"
+    for ep in w.dg.endpoints.values():
+        if ep.target.startswith(f"{name}."):
+            w.dg.block(ep.atoms, why)
+    w.unknown(node)
+
+
 def levit_attention(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
     """A LeViT ``Attention`` / ``AttentionDownsample`` called on one tensor (see module doc)."""
     name, src = str(node.target), node.args[0] if node.args else None
@@ -115,7 +125,8 @@ def levit_attention(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
     found = _layouts(w, name, m)
     proj = _norm_layer(w, f"{name}.proj.ln", getattr(m.proj, "ln", None))
     if found is None or proj is None or len(proj[0]) != int(m.num_heads) * int(m.val_dim):
-        return w.unknown(node)  # another timm layout: every channel it reads stays
+        _unknown(w, node, name)  # another timm layout: every channel it touches stays
+        return None
     keys, values, ins = found
     dim = 1 if m.use_conv else nd - 1
     for atoms in ins:

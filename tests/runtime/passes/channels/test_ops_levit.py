@@ -152,3 +152,12 @@ def test_timm_levit_128s_params_ratio() -> None:
     apply_record(fresh, json.loads(json.dumps(record)))
     fresh.load_state_dict(m.state_dict())
     assert torch.allclose(fresh(x), y, atol=1e-5)
+
+
+def test_levit_attention_of_another_layout_stays_whole() -> None:
+    m = _tiny_levit(False)
+    attn = m.stages[0].blocks[0].attn
+    attn.proj.ln = nn.Linear(attn.val_attn_dim, 16)  # not a LinearNorm: not understood
+    dg = build(m, torch.randn(1, 3, 64, 64))
+    prunable = {p for g in dg.prunable_groups() for p in g.producers}
+    assert not any(p.startswith("stages.0.blocks.0.attn") for p in prunable)
