@@ -32,7 +32,13 @@ from torch import fx, nn
 
 from ..heads.mha import PrunableMultiheadAttention
 from ..trace import register_leaf
-from . import rules_layers, rules_split, rules_tensor  # noqa: F401  (first: getitem is wrapped)
+from . import (  # noqa: F401  (registered here; rules_split first: getitem is wrapped)
+    rules_grouped,
+    rules_layers,
+    rules_levit,
+    rules_split,
+    rules_tensor,
+)
 from .op_rules import FUNCTION_RULES, Info, function_rule, module_rule
 from .surgery import register_pruner, set_tensor, take
 from .walker import GraphWalker

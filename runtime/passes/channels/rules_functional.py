@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from .op_rules import Info, arg, function_rule, method_rule
 from .rules_layers import conv, linear
+from .rules_tensor import reshape
 from .walker import GraphWalker
 
 NORM_ATTRS = frozenset({"weight", "bias", "running_mean", "running_var"})
@@ -211,11 +212,30 @@ def _gain(w: GraphWalker, g: Any, out: int) -> fx.Node | None:
 
 @method_rule("reshape_as", "view_as")
 def reshape_as(w: GraphWalker, node: fx.Node) -> Info | None:
-    """Only the standardized conv weight is understood (claimed by its conv, later)."""
-    bn = node.args[0]
-    if isinstance(bn, fx.Node) and bn.target is F.batch_norm and w.get(bn) is None:
+    """``x.reshape_as(y)``: a reshape to ``y``'s shape with ``-1`` at ``y``'s channel dim.
+
+    LeViT's ``LinearNorm`` runs ``bn(x.flatten(0, 1)).reshape_as(x)``: the channels come back
+    where ``y`` has them, so they are coupled with ``y``'s (the sizes must agree after the cut).
+    An untracked side facing a tracked one would keep a stale size: both block. The
+    standardized conv weight (``std_conv_weight``) is claimed by its conv later.
+    """
+    src: Any = node.args[0]
+    other: Any = node.args[1]
+    if isinstance(src, fx.Node) and src.target is F.batch_norm and w.get(src) is None:
         return None
-    return w.unknown(node)
+    i, o, shape = w.get(src), w.get(other), w.shapes.get(other)
+    if i is None and o is None:
+        return None
+    if i is None or o is None or shape is None:
+        return w.unknown(node)
+    sizes: list[Any] = [int(s) for s in shape]
+    sizes[o.dim] = -1
+    out = reshape(w, node, sizes)
+    if out is None or out.dim != o.dim or len(out.atoms) != len(o.atoms):
+        w.block_inputs(node, f"`{node.name}` reshapes channels unlike its model tensor")
+        return None
+    w.dg.union(out.atoms, o.atoms)
+    return out
 
 
 __all__ = [
@@ -224,5 +244,6 @@ __all__ = [
     "functional_group_norm",
     "functional_linear",
     "owner_of",
+    "reshape_as",
     "std_conv_weight",
 ]

@@ -120,7 +120,8 @@ def test_depthwise_multiplier_conv_prunes_outputs_per_group(matches_zeroed: Any)
     m = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 16, 3, groups=4), nn.Conv2d(16, 2, 1))
     dense, x = copy.deepcopy(m.eval()), torch.randn(2, 3, 5, 5)
     record, _ = prune_model(m, x, 0.5)
-    assert m[1].groups == 4 and m[1].weight.shape == (8, 1, 3, 3)
+    # rules_grouped: input g and the 4 outputs of group g are one channel (whole groups go)
+    assert m[1].groups == 2 and m[1].weight.shape == (8, 1, 3, 3)
     matches_zeroed(dense, m, record, x)
 
 
