@@ -9,10 +9,12 @@ multiplies by ``v`` and merges the heads back with ``x.transpose(1, 2).reshape(B
   chunk is coupled (the same index goes from every head, and from q, k and v): strong, but the
   ``-1`` then still divides the pruned width evenly, and the producer's rows go per chunk. The
   output tracks ``d`` with chunk 0's atoms. A constant ``d`` (``reshape(B, N, -1, 64)``) would go
-  stale: not a split here (blocked).
+  stale: not a split here (blocked). ``d`` may also be a channel count read in Python
+  (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the walker ties it
+  (:meth:`.walker.GraphWalker.tie`), coupling ``C``'s tensor chunk by chunk with the head.
 - **Merge** (:func:`merge_heads`): a reshape that folds untracked leading dims (the heads) into
-  the tracked one at a ``-1``: the atoms repeat once per head, in outer order (``flatten``
-  already does this in :mod:`.rules_tensor`). Untracked dims never change size when pruning.
+  the tracked one at a ``-1`` (or a tied ``C``): the atoms repeat once per head, in outer
+  order (``flatten`` already does this in :mod:`.rules_tensor`). Untracked dims never change size when pruning.
 - **matmul** / ``@`` / ``bmm``: the contracted dims of both operands are coupled (q and k) and
   leave the output; a tracked free dim (v's last) carries to the output. A contracted dim
   tracked on one side only is blocked (the other side could not shrink).
@@ -60,14 +62,22 @@ def _minus_one(shape_args: list[Any]) -> int | None:
     return at[0] if len(at) == 1 else None
 
 
+def _sized_at(w: GraphWalker, shape_args: list[Any]) -> int | None:
+    """Where a reshape's sizes say how wide the (last) channel piece is: its one channel-count
+    symbol (``C // heads``) if any, else its one ``-1``."""
+    syms = [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
+    return (syms[0] if len(syms) == 1 else None) if syms else _minus_one(shape_args)
+
+
 def split_heads(
     w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
 ) -> Info | None:
-    """The tracked dim cut into constant ``(G...)`` pieces and a ``-1`` last piece: chunks
-    coupled position by position, chunk 0's atoms tracked at the ``-1``. None: not a split."""
+    """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1`` or
+    a tied symbol: chunks coupled position by position, chunk 0's atoms tracked at the last
+    piece. None: not a split."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    last = _minus_one(shape_args)
+    last = _sized_at(w, shape_args)
     size, pre = len(i.atoms), _prod(sin[: i.dim])
     if last is None or int(sout[last]) < 1:
         return None
@@ -79,6 +89,8 @@ def split_heads(
         n = _prod(sout[first:last])
         d = size // n
         head = i.atoms[:d]
+        if shape_args[last] != -1 and not w.tie(shape_args[last], head):
+            return None
         for g in range(1, n):
             w.dg.union(head, i.atoms[g * d : (g + 1) * d])
         return Info(last, head)
@@ -89,10 +101,10 @@ def merge_heads(
     w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
 ) -> Info | None:
     """Untracked leading dims (heads) folded with the tracked dim (and dims after it) into
-    one ``-1`` dim: the atoms repeat per head. None: not such a merge."""
+    one dim sized by ``-1`` or a tied symbol: the atoms repeat per head. None: not a merge."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    j = _minus_one(shape_args)
+    j = _sized_at(w, shape_args)
     if j is None:
         return None
     d, size = i.dim, len(i.atoms)
@@ -103,14 +115,17 @@ def merge_heads(
         for end in range(d + 1, len(sin) + 1):
             inner = _prod(sin[d + 1 : end])
             if int(sout[j]) == outer * size * inner:
-                return Info(j, [a for _ in range(outer) for a in i.atoms for _ in range(inner)])
+                out = [a for _ in range(outer) for a in i.atoms for _ in range(inner)]
+                if shape_args[j] != -1 and not w.tie(shape_args[j], out):
+                    return None
+                return Info(j, out)
     return None
 
 
 def split_or_merge(
     w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
 ) -> Info | None:
-    """For :func:`.rules_tensor.reshape`, when the channel dim is neither kept nor merged with
+    """For :func:`.rules_reshape.reshape`, when the channel dim is neither kept nor merged with
     the dims right after it."""
     return split_heads(w, i, sin, sout, shape_args) or merge_heads(w, i, sin, sout, shape_args)
 
