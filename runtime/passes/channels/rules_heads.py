@@ -152,8 +152,15 @@ def matmul(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
         return w.unknown(node)
     a_role = None if ia is None else {na - 1: "contract", na - 2: "free"}.get(ia.dim)
     b_role = None if ib is None else {nb - 2: "contract", nb - 1: "free"}.get(ib.dim)
-    if (ia is not None and a_role is None) or (ib is not None and b_role is None):
-        return w.unknown(node)  # a batch dim: not understood
+    why = f"`{node.name}` batches over a tracked dim (heads mixed before the matmul)"
+    if ia is not None and a_role is None:  # talking heads: the other operand's heads are fixed
+        w.dg.block(ia.atoms, why)
+        ia = None
+    if ib is not None and b_role is None:
+        w.dg.block(ib.atoms, why)
+        ib = None
+    if ia is None and ib is None:
+        return None
     if a_role == "contract" or b_role == "contract":
         if not (ia is not None and ib is not None and a_role == b_role == "contract"):
             return w.unknown(node)  # one side of the contraction could not shrink
@@ -197,6 +204,20 @@ def sdpa(w: GraphWalker, node: fx.Node) -> Info | None:
     return None if iv is None else Info((nout or 0) - 1, iv.atoms)
 
 
+@function_rule(F.normalize)
+def normalize(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``F.normalize(q, dim=-1)`` (XCiT's q and k): an L2 norm along ``dim``; channels along
+    another dim pass, along the tracked one the norm would change with their count."""
+    src: Any = node.args[0]
+    i, nd, dim = w.get(src), w.ndim(src), arg(node, 2, "dim", 1)
+    w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
+    if i is None:
+        return None
+    if nd is None or not isinstance(dim, int) or dim % nd == i.dim:
+        return w.unknown(node)
+    return Info(i.dim, i.atoms)
+
+
 @method_rule("softmax", "log_softmax")
 @function_rule(F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
 def softmax(w: GraphWalker, node: fx.Node) -> Info | None:
@@ -210,4 +231,4 @@ def softmax(w: GraphWalker, node: fx.Node) -> Info | None:
     return Info(i.dim, i.atoms)
 
 
-__all__ = ["matmul", "merge_heads", "sdpa", "softmax", "split_heads", "split_or_merge"]
+__all__ = ["matmul", "merge_heads", "normalize", "sdpa", "softmax", "split_heads", "split_or_merge"]

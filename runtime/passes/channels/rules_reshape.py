@@ -97,6 +97,20 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
     return split_or_merge(w, i, sin, sout, shape_args) or w.unknown(node)
 
 
+@method_rule("repeat")
+def repeat(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``x.repeat(B, 1, 1, 1)`` (XCiT's positional encoding, tiled over the batch): the
+    channels stay where they are when their dim is repeated once (a literal ``1``) and no
+    dim is added; repeating the channels themselves is not understood."""
+    src: Any = node.args[0]
+    i, sizes = w.get(src), rest(node)
+    if i is None:
+        return None
+    if len(sizes) != w.ndim(src) or sizes[i.dim] != 1 or isinstance(sizes[i.dim], bool):
+        return w.unknown(node)
+    return Info(i.dim, i.atoms)
+
+
 def param_view(
     w: GraphWalker, node: fx.Node, src: Any, sout: Any, shape_args: list[Any] | None
 ) -> None:
@@ -117,4 +131,4 @@ def param_view(
 
 
 
-__all__ = ["param_view", "prod", "reshape", "rest"]
+__all__ = ["param_view", "prod", "repeat", "reshape", "rest"]
