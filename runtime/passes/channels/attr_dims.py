@@ -79,12 +79,19 @@ def _fix_mixed_conv(m: Any) -> None:
     m.out_channels = sum(int(c.out_channels) for c in convs)
 
 
+def _fix_selective_kernel(m: Any) -> None:
+    m.in_channels = sum(int(p.conv.in_channels) for p in m.paths)  # path i reads piece i
+
+
 #: type name -> how its forward splits by an attribute, and how to rewrite that attribute.
 ATTR_SPLITS: dict[str, AttrSplit] = {
     "timm.models.res2net.Bottle2neck": AttrSplit(lambda m: m.width, _fix_res2net),
     "timm.models.cspnet.CrossStage": AttrSplit(lambda m: m.expand_chs // 2, _fix_csp),
     "timm.models.cspnet.CrossStage3": AttrSplit(lambda m: m.expand_chs // 2, _fix_csp),
     "timm.layers.mixed_conv2d.MixedConv2d": AttrSplit(lambda m: m.splits, _fix_mixed_conv),
+    "timm.layers.selective_kernel.SelectiveKernel": AttrSplit(
+        lambda m: m.in_channels // m.num_paths if m.split_input else None, _fix_selective_kernel
+    ),
 }
 
 

@@ -39,9 +39,10 @@ def pad_widths(w: GraphWalker, node: fx.Node, src: Any, widths: Any) -> Info | N
     w.block_inputs(node, f"extra input of `{node.name}`", keep=src)
     if i is None or nd is None:
         return None
-    if not isinstance(widths, (list, tuple)) or not all(isinstance(p, int) for p in widths):
+    if not isinstance(widths, (list, tuple)):
         return w.unknown(node)
-    padded = {nd - 1 - k // 2 for k, p in enumerate(widths) if p}
+    # computed widths (Swin's ``(ws - H % ws) % ws``) may pad spatial dims, not the channels
+    padded = {nd - 1 - k // 2 for k, p in enumerate(widths) if not isinstance(p, int) or p}
     return w.unknown(node) if i.dim in padded else Info(i.dim, i.atoms)
 
 

@@ -74,6 +74,27 @@ def dim_method(w: GraphWalker, node: fx.Node) -> Info | None:
     return None
 
 
+@method_rule("new_empty", "new_zeros", "new_ones", "new_full")
+def new_tensor(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``x.new_empty(shape)`` (timm's drop-path noise) reads only ``x``'s dtype and device; a
+    channel count in ``shape`` escapes there as a symbol or a size tuple, and blocks."""
+    return None
+
+
+@method_rule("roll")
+@function_rule(torch.roll)
+def roll(w: GraphWalker, node: fx.Node) -> Info | None:
+    """``torch.roll(x, shifts, dims)`` (Swin's shifted windows): channels pass when ``dims``
+    leaves them alone; rolling them, or the flattened tensor, is not understood."""
+    i, nd, dims = w.get(node.args[0]), w.ndim(node.args[0]), arg(node, 2, "dims")
+    if i is None:
+        return None
+    dl = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    if nd is None or not all(isinstance(d, int) for d in dl) or i.dim in [d % nd for d in dl]:
+        return w.unknown(node)
+    return Info(i.dim, i.atoms)
+
+
 @function_rule(getattr)
 def getattr_rule(w: GraphWalker, node: fx.Node) -> Info | None:
     if node.args[1] == "shape":

@@ -101,7 +101,7 @@ class GraphWalker:
                 if inp in self.size_of and not (
                     node.target is operator.getitem and node.args[0] is inp
                 ):  # a whole size tuple used elsewhere: it may carry the channel count
-                    self.block_channels(self.size_of[inp], f"`{node.name}` reads a shape")
+                    self.block_count(self.size_of[inp], f"`{node.name}` reads a shape")
                 if inp in self.syms and inp not in self.handled:
                     self.escape(node, inp)
 
@@ -193,33 +193,55 @@ class GraphWalker:
 
         A channel count read in Python (``B, G, P, D = x.shape``) can reshape *another* tensor
         (MaxViT's attention): it becomes a :class:`Sym`, blocked wherever it escapes; batch
-        and spatial reads are free.
+        and spatial reads are free. So are those of a parameter's view (PiT's ``cls_tokens``,
+        ``cls_token.expand(B, -1, -1)``, read for its token count).
         """
-        i, nd = self.get(src), self.ndim(src)
-        if i is None or nd is None:
-            return None
-        if dim is None:
+        if dim is not None:
+            return self._count_read(node, src, dim)
+        if self._tracked_dim(src) is not None:
             self.size_of[node] = src
-        elif isinstance(dim, int) and dim % nd == i.dim:
-            self.syms[node] = Sym(src, i.atoms)
-        elif not isinstance(dim, int):
-            self.block_channels(src, f"`{node.name}` reads the channel count")
         return None
 
     def size_item(self, node: fx.Node, sizes: fx.Node, index: Any) -> Info | None:
         """One entry of a size tuple; ``B, C, H, W = x.shape`` with ``C`` unused reads nothing."""
         if not node.users:
             return None
-        src = self.size_of[sizes]
-        i, nd = self.get(src), self.ndim(src)
-        if i is None or nd is None:
-            return None
-        if isinstance(index, int):
-            if index % nd == i.dim:
-                self.syms[node] = Sym(src, i.atoms)
-        elif not isinstance(index, slice) or i.dim in range(nd)[index]:
-            self.block_channels(src, f"`{node.name}` reads the channel count")
+        return self._count_read(node, self.size_of[sizes], index)
+
+    def _tracked_dim(self, src: Any) -> int | None:
+        """The dim of ``src`` whose size pruning changes: its tracked one, or that of the
+        parameter it views (claimed: reading a view's shape is no use of the parameter)."""
+        i = self.get(src)
+        if i is not None:
+            return i.dim
+        if isinstance(src, fx.Node) and src in self.param_views:
+            self.handled.add(src)
+            return self.param_views[src][1]
         return None
+
+    def _count_read(self, node: fx.Node, src: Any, index: Any) -> Info | None:
+        """``node`` reads ``src``'s shape at ``index`` (an int, a slice, or a computed value):
+        the channel count read alone becomes a :class:`Sym`; in a slice, or computed, or of
+        a parameter's view, it pins the channels."""
+        d, nd = self._tracked_dim(src), self.ndim(src)
+        if d is None or nd is None:
+            return None
+        if isinstance(index, int) and not isinstance(index, bool):
+            hit = index % nd == d
+        else:
+            hit = not isinstance(index, slice) or d in range(nd)[index]
+        i = self.get(src)
+        if hit and i is not None and isinstance(index, int):
+            self.syms[node] = Sym(src, i.atoms)
+        elif hit:
+            self.block_count(src, f"`{node.name}` reads the channel count")
+        return None
+
+    def block_count(self, src: fx.Node, reason: str) -> None:
+        """Pin the channel count of ``src``, a tracked tensor or a parameter's view."""
+        if src in self.param_views and self.get(src) is None:
+            self.dg.opaque.add(self.param_views[src][0])
+        self.block_channels(src, reason)
 
     def sym(self, n: Any) -> Sym | None:
         """The :class:`Sym` ``n`` is, if it counts channels."""
