@@ -45,9 +45,10 @@ import operator
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.nn import functional as F
 
+from .head_dims import backed_head_dim
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -62,22 +63,32 @@ def _minus_one(shape_args: list[Any]) -> int | None:
     return at[0] if len(at) == 1 else None
 
 
-def _sized_at(w: GraphWalker, shape_args: list[Any]) -> int | None:
+def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> int | None:
     """Where a reshape's sizes say how wide the (last) channel piece is: its one channel-count
-    symbol (``C // heads``) if any, else its one ``-1``."""
+    symbol (``C // heads``) if any, else a head-width attribute of the module reshaping
+    (:mod:`.head_dims`) as the last size, else its one ``-1``."""
     syms = [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
-    return (syms[0] if len(syms) == 1 else None) if syms else _minus_one(shape_args)
+    if syms:
+        return syms[0] if len(syms) == 1 else None
+    if shape_args and backed_head_dim(owner, shape_args[-1]):
+        return len(shape_args) - 1
+    return _minus_one(shape_args)
 
 
 def split_heads(
-    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
+    w: GraphWalker,
+    i: Info,
+    sin: Any,
+    sout: Any,
+    shape_args: list[Any] | None,
+    owner: nn.Module | None = None,
 ) -> Info | None:
     """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1`` or
     a tied symbol: chunks coupled position by position, chunk 0's atoms tracked at the last
     piece. None: not a split."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    last = _sized_at(w, shape_args)
+    last = _sized_at(w, shape_args, owner)
     size, pre = len(i.atoms), _prod(sin[: i.dim])
     if last is None or int(sout[last]) < 1:
         return None
@@ -89,7 +100,7 @@ def split_heads(
         n = _prod(sout[first:last])
         d = size // n
         head = i.atoms[:d]
-        if shape_args[last] != -1 and not w.tie(shape_args[last], head):
+        if w.sym(shape_args[last]) is not None and not w.tie(shape_args[last], head):
             return None
         for g in range(1, n):
             w.dg.union(head, i.atoms[g * d : (g + 1) * d])
@@ -104,7 +115,7 @@ def merge_heads(
     one dim sized by ``-1`` or a tied symbol: the atoms repeat per head. None: not a merge."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    j = _sized_at(w, shape_args)
+    j = _sized_at(w, shape_args, None)
     if j is None:
         return None
     d, size = i.dim, len(i.atoms)
@@ -123,11 +134,18 @@ def merge_heads(
 
 
 def split_or_merge(
-    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
+    w: GraphWalker,
+    i: Info,
+    sin: Any,
+    sout: Any,
+    shape_args: list[Any] | None,
+    owner: nn.Module | None = None,
 ) -> Info | None:
     """For :func:`.rules_reshape.reshape`, when the channel dim is neither kept nor merged with
-    the dims right after it."""
-    return split_heads(w, i, sin, sout, shape_args) or merge_heads(w, i, sin, sout, shape_args)
+    the dims right after it; ``owner``: the module whose forward reshapes."""
+    return split_heads(w, i, sin, sout, shape_args, owner) or merge_heads(
+        w, i, sin, sout, shape_args
+    )
 
 
 # -- matmul -------------------------------------------------------------------------------------

@@ -94,7 +94,8 @@ def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info
             elif sym is not None and not w.tie(piece, out):
                 break
             return Info(j, out)
-    return split_or_merge(w, i, sin, sout, shape_args) or w.unknown(node)
+    owner = w.modules.get(str(node.meta.get("kdr_module", "")))
+    return split_or_merge(w, i, sin, sout, shape_args, owner) or w.unknown(node)
 
 
 @method_rule("repeat")
