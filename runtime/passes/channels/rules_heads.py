@@ -9,14 +9,17 @@ multiplies by ``v`` and merges the heads back with ``x.transpose(1, 2).reshape(B
   chunk is coupled (the same index goes from every head, and from q, k and v): strong, but the
   ``-1`` then still divides the pruned width evenly, and the producer's rows go per chunk. The
   output tracks ``d`` with chunk 0's atoms. A constant ``d`` (``reshape(B, N, -1, 64)``) would go
-  stale: not a split here (blocked). ``d`` may also be a channel count read in Python
-  (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the walker ties it
+  stale: not a split here (blocked), unless it is a head-width attribute that surgery keeps
+  true (:mod:`.head_dims`, PVT-v2's ``self.head_dim``). ``d`` may also be a channel count
+  read in Python (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the walker ties it
   (:meth:`.walker.GraphWalker.tie`), coupling ``C``'s tensor chunk by chunk with the head.
 - **Merge** (:func:`merge_heads`): a reshape that folds untracked leading dims (the heads) into
   the tracked one at a ``-1`` (or a tied ``C``): the atoms repeat once per head, in outer
-  order (``flatten`` already does this in :mod:`.rules_tensor`). Untracked dims never change size when pruning.
+  order (``flatten`` already does this in :mod:`.rules_tensor`). Untracked dims never change
+  size when pruning.
 - **matmul** / ``@`` / ``bmm``: the contracted dims of both operands are coupled (q and k) and
-  leave the output; a tracked free dim (v's last) carries to the output. A contracted dim
+  leave the output; a tracked free dim (v's last) carries to the output. An operand tracked
+  on a batch dim (CaiT's heads mixed by a Linear) is blocked alone. A contracted dim
   tracked on one side only is blocked (the other side could not shrink).
 - ``F.scaled_dot_product_attention(q, k, v)``: q and k coupled along their last dim, the output
   carries v's. With ``scale=None`` torch scales by the *pruned* head width's ``d ** -0.5``.
@@ -63,16 +66,15 @@ def _minus_one(shape_args: list[Any]) -> int | None:
     return at[0] if len(at) == 1 else None
 
 
-def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> int | None:
-    """Where a reshape's sizes say how wide the (last) channel piece is: its one channel-count
-    symbol (``C // heads``) if any, else a head-width attribute of the module reshaping
-    (:mod:`.head_dims`) as the last size, else its one ``-1``."""
-    syms = [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
-    if syms:
-        return syms[0] if len(syms) == 1 else None
+def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> list[int]:
+    """Where a reshape's sizes may say how wide the (last) channel piece is, to try in order:
+    its channel-count symbols (``C // heads``), a head-width attribute of the module reshaping
+    (:mod:`.head_dims`) as the last size, its one ``-1``."""
+    at = [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
     if shape_args and backed_head_dim(owner, shape_args[-1]):
-        return len(shape_args) - 1
-    return _minus_one(shape_args)
+        at.append(len(shape_args) - 1)
+    minus = _minus_one(shape_args)
+    return at + ([] if minus is None else [minus])
 
 
 def split_heads(
@@ -83,14 +85,23 @@ def split_heads(
     shape_args: list[Any] | None,
     owner: nn.Module | None = None,
 ) -> Info | None:
-    """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1`` or
-    a tied symbol: chunks coupled position by position, chunk 0's atoms tracked at the last
-    piece. None: not a split."""
+    """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1``, a
+    tied symbol or a head-width attribute: chunks coupled position by position, chunk 0's
+    atoms tracked at the last piece. None: not a split."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    last = _sized_at(w, shape_args, owner)
+    for last in _sized_at(w, shape_args, owner):
+        out = _split_at(w, i, sin, sout, shape_args, last)
+        if out is not None:
+            return out
+    return None
+
+
+def _split_at(
+    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any], last: int
+) -> Info | None:
     size, pre = len(i.atoms), _prod(sin[: i.dim])
-    if last is None or int(sout[last]) < 1:
+    if int(sout[last]) < 1:
         return None
     for first in range(last - 1, -1, -1):
         if not isinstance(shape_args[first], int) or isinstance(shape_args[first], bool):
@@ -115,9 +126,16 @@ def merge_heads(
     one dim sized by ``-1`` or a tied symbol: the atoms repeat per head. None: not a merge."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    j = _sized_at(w, shape_args, None)
-    if j is None:
-        return None
+    for j in _sized_at(w, shape_args, None):
+        out = _merge_at(w, i, sin, sout, shape_args, j)
+        if out is not None:
+            return out
+    return None
+
+
+def _merge_at(
+    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any], j: int
+) -> Info | None:
     d, size = i.dim, len(i.atoms)
     for start in range(d):
         if _prod(sout[:j]) != _prod(sin[:start]):
@@ -127,7 +145,7 @@ def merge_heads(
             inner = _prod(sin[d + 1 : end])
             if int(sout[j]) == outer * size * inner:
                 out = [a for _ in range(outer) for a in i.atoms for _ in range(inner)]
-                if shape_args[j] != -1 and not w.tie(shape_args[j], out):
+                if w.sym(shape_args[j]) is not None and not w.tie(shape_args[j], out):
                     return None
                 return Info(j, out)
     return None

@@ -131,5 +131,4 @@ def param_view(
     w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
 
 
-
 __all__ = ["param_view", "prod", "repeat", "reshape", "rest"]

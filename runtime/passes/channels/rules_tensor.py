@@ -6,8 +6,8 @@ both operands (residual adds, squeeze-excitation scales) and turns a ``get_attr`
 channel size, or a ``-1`` view of one (``gamma.reshape(1, -1, 1, 1)``), into a ``param``
 endpoint (layer-scale). Splits and indexing are in :mod:`.rules_split`, ``addcmul``/``pad``/
 ``norm``/``einsum`` in :mod:`.rules_pointwise`, ``view``/``reshape`` in :mod:`.rules_reshape`,
-arithmetic on channel counts read in Python in :mod:`.rules_symbolic`. Every list of op names exists once, here, as the
-keys it registers.
+arithmetic on channel counts read in Python in :mod:`.rules_symbolic`. Every list of op names
+exists once, here, as the keys it registers.
 """
 
 from __future__ import annotations
