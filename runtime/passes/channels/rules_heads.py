@@ -68,13 +68,13 @@ def _minus_one(shape_args: list[Any]) -> int | None:
 
 def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> list[int]:
     """Where a reshape's sizes may say how wide the (last) channel piece is, to try in order:
-    its channel-count symbols (``C // heads``), a head-width attribute of the module reshaping
-    (:mod:`.head_dims`) as the last size, its one ``-1``."""
-    at = [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
+    its one ``-1`` (ties nothing), a head-width attribute of the module reshaping
+    (:mod:`.head_dims`) as the last size, its channel-count symbols (``C // heads``)."""
+    minus = _minus_one(shape_args)
+    at = [] if minus is None else [minus]
     if shape_args and backed_head_dim(owner, shape_args[-1]):
         at.append(len(shape_args) - 1)
-    minus = _minus_one(shape_args)
-    return at + ([] if minus is None else [minus])
+    return at + [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
 
 
 def split_heads(

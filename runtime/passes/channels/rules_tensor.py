@@ -141,8 +141,8 @@ def binary_method(w: GraphWalker, node: fx.Node) -> Info | None:
 
 
 def binary(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
-    if w.sym(a) is not None or w.sym(b) is not None:  # ``C * 2``: Python ints
-        return sym_arith(w, node, a, b)
+    if (w.sym(a) is not None or w.sym(b) is not None) and w.get(a) is w.get(b) is None:
+        return sym_arith(w, node, a, b)  # ``C * 2``: Python ints (``x * C`` lets ``C`` escape)
     return elementwise(w, node, [a, b])
 
 

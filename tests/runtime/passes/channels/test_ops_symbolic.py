@@ -153,3 +153,26 @@ def test_a_count_that_escapes_blocks_its_channels() -> None:
         assert group.blocked is not None and reason in group.blocked, (how, group.blocked)
     dg = build(Escapes("none"), x)
     assert any("fc1" in g.producers for g in dg.prunable_groups())
+
+
+class ScaledByAnotherCount(nn.Module):
+    """``h * C`` with ``C`` counting ``g``: ``h`` keeps its channels, ``g``'s count is pinned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc0, self.fc1 = nn.Linear(4, 6), nn.Linear(4, 8)
+        self.out0, self.out1 = nn.Linear(6, 2), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.fc0(x)
+        h = self.fc1(x) * g.shape[-1]
+        return self.out0(g) + self.out1(h)
+
+
+def test_a_tensor_times_a_count_keeps_the_tensor_tracked(matches_zeroed: Check) -> None:
+    torch.manual_seed(0)
+    dense, x = ScaledByAnotherCount().eval(), torch.randn(2, 3, 4)
+    dg = build(copy.deepcopy(dense), x)
+    assert [g.producers for g in dg.prunable_groups()] == [["fc1"]]
+    pruned = _prune_and_check(dense, x, matches_zeroed)
+    assert pruned.fc1.out_features == 4 and pruned.fc0.out_features == 6
