@@ -34,6 +34,7 @@ from typing import Any
 from torch import nn
 
 from ..trace import type_name
+from .head_dims import fix_head_dims
 
 #: type name -> (attribute, the submodule whose output channels it counts).
 ATTR_DIMS: dict[str, tuple[str, str]] = {
@@ -211,6 +212,7 @@ ATTR_FIXES: dict[str, Callable[[Any], None]] = {
 def fix_attributes(model: nn.Module) -> None:
     """After surgery: reset every registered channel-count attribute from the pruned layers."""
     for m in model.modules():
+        fix_head_dims(m)
         entry = ATTR_DIMS.get(type_name(type(m)))
         if entry is not None:
             setattr(m, entry[0], _out_count(m.get_submodule(entry[1])))

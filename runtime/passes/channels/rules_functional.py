@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from .op_rules import Info, arg, function_rule, method_rule
 from .rules_layers import conv, linear
-from .rules_tensor import reshape
+from .rules_reshape import reshape
 from .walker import GraphWalker
 
 NORM_ATTRS = frozenset({"weight", "bias", "running_mean", "running_var"})

@@ -9,12 +9,17 @@ multiplies by ``v`` and merges the heads back with ``x.transpose(1, 2).reshape(B
   chunk is coupled (the same index goes from every head, and from q, k and v): strong, but the
   ``-1`` then still divides the pruned width evenly, and the producer's rows go per chunk. The
   output tracks ``d`` with chunk 0's atoms. A constant ``d`` (``reshape(B, N, -1, 64)``) would go
-  stale: not a split here (blocked).
+  stale: not a split here (blocked), unless it is a head-width attribute that surgery keeps
+  true (:mod:`.head_dims`, PVT-v2's ``self.head_dim``). ``d`` may also be a channel count
+  read in Python (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the walker ties it
+  (:meth:`.walker.GraphWalker.tie`), coupling ``C``'s tensor chunk by chunk with the head.
 - **Merge** (:func:`merge_heads`): a reshape that folds untracked leading dims (the heads) into
-  the tracked one at a ``-1``: the atoms repeat once per head, in outer order (``flatten``
-  already does this in :mod:`.rules_tensor`). Untracked dims never change size when pruning.
+  the tracked one at a ``-1`` (or a tied ``C``): the atoms repeat once per head, in outer
+  order (``flatten`` already does this in :mod:`.rules_tensor`). Untracked dims never change
+  size when pruning.
 - **matmul** / ``@`` / ``bmm``: the contracted dims of both operands are coupled (q and k) and
-  leave the output; a tracked free dim (v's last) carries to the output. A contracted dim
+  leave the output; a tracked free dim (v's last) carries to the output. An operand tracked
+  on a batch dim (CaiT's heads mixed by a Linear) is blocked alone. A contracted dim
   tracked on one side only is blocked (the other side could not shrink).
 - ``F.scaled_dot_product_attention(q, k, v)``: q and k coupled along their last dim, the output
   carries v's. With ``scale=None`` torch scales by the *pruned* head width's ``d ** -0.5``.
@@ -43,9 +48,10 @@ import operator
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.nn import functional as F
 
+from .head_dims import backed_head_dim
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -60,16 +66,42 @@ def _minus_one(shape_args: list[Any]) -> int | None:
     return at[0] if len(at) == 1 else None
 
 
+def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> list[int]:
+    """Where a reshape's sizes may say how wide the (last) channel piece is, to try in order:
+    its one ``-1`` (ties nothing), a head-width attribute of the module reshaping
+    (:mod:`.head_dims`) as the last size, its channel-count symbols (``C // heads``)."""
+    minus = _minus_one(shape_args)
+    at = [] if minus is None else [minus]
+    if shape_args and backed_head_dim(owner, shape_args[-1]):
+        at.append(len(shape_args) - 1)
+    return at + [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
+
+
 def split_heads(
-    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
+    w: GraphWalker,
+    i: Info,
+    sin: Any,
+    sout: Any,
+    shape_args: list[Any] | None,
+    owner: nn.Module | None = None,
 ) -> Info | None:
-    """The tracked dim cut into constant ``(G...)`` pieces and a ``-1`` last piece: chunks
-    coupled position by position, chunk 0's atoms tracked at the ``-1``. None: not a split."""
+    """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1``, a
+    tied symbol or a head-width attribute: chunks coupled position by position, chunk 0's
+    atoms tracked at the last piece. None: not a split."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    last = _minus_one(shape_args)
+    for last in _sized_at(w, shape_args, owner):
+        out = _split_at(w, i, sin, sout, shape_args, last)
+        if out is not None:
+            return out
+    return None
+
+
+def _split_at(
+    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any], last: int
+) -> Info | None:
     size, pre = len(i.atoms), _prod(sin[: i.dim])
-    if last is None or int(sout[last]) < 1:
+    if int(sout[last]) < 1:
         return None
     for first in range(last - 1, -1, -1):
         if not isinstance(shape_args[first], int) or isinstance(shape_args[first], bool):
@@ -79,6 +111,8 @@ def split_heads(
         n = _prod(sout[first:last])
         d = size // n
         head = i.atoms[:d]
+        if w.sym(shape_args[last]) is not None and not w.tie(shape_args[last], head):
+            return None
         for g in range(1, n):
             w.dg.union(head, i.atoms[g * d : (g + 1) * d])
         return Info(last, head)
@@ -89,12 +123,19 @@ def merge_heads(
     w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
 ) -> Info | None:
     """Untracked leading dims (heads) folded with the tracked dim (and dims after it) into
-    one ``-1`` dim: the atoms repeat per head. None: not such a merge."""
+    one dim sized by ``-1`` or a tied symbol: the atoms repeat per head. None: not a merge."""
     if shape_args is None or len(shape_args) != len(sout):
         return None
-    j = _minus_one(shape_args)
-    if j is None:
-        return None
+    for j in _sized_at(w, shape_args, None):
+        out = _merge_at(w, i, sin, sout, shape_args, j)
+        if out is not None:
+            return out
+    return None
+
+
+def _merge_at(
+    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any], j: int
+) -> Info | None:
     d, size = i.dim, len(i.atoms)
     for start in range(d):
         if _prod(sout[:j]) != _prod(sin[:start]):
@@ -103,16 +144,26 @@ def merge_heads(
         for end in range(d + 1, len(sin) + 1):
             inner = _prod(sin[d + 1 : end])
             if int(sout[j]) == outer * size * inner:
-                return Info(j, [a for _ in range(outer) for a in i.atoms for _ in range(inner)])
+                out = [a for _ in range(outer) for a in i.atoms for _ in range(inner)]
+                if w.sym(shape_args[j]) is not None and not w.tie(shape_args[j], out):
+                    return None
+                return Info(j, out)
     return None
 
 
 def split_or_merge(
-    w: GraphWalker, i: Info, sin: Any, sout: Any, shape_args: list[Any] | None
+    w: GraphWalker,
+    i: Info,
+    sin: Any,
+    sout: Any,
+    shape_args: list[Any] | None,
+    owner: nn.Module | None = None,
 ) -> Info | None:
-    """For :func:`.rules_tensor.reshape`, when the channel dim is neither kept nor merged with
-    the dims right after it."""
-    return split_heads(w, i, sin, sout, shape_args) or merge_heads(w, i, sin, sout, shape_args)
+    """For :func:`.rules_reshape.reshape`, when the channel dim is neither kept nor merged with
+    the dims right after it; ``owner``: the module whose forward reshapes."""
+    return split_heads(w, i, sin, sout, shape_args, owner) or merge_heads(
+        w, i, sin, sout, shape_args
+    )
 
 
 # -- matmul -------------------------------------------------------------------------------------
@@ -137,8 +188,15 @@ def matmul(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
         return w.unknown(node)
     a_role = None if ia is None else {na - 1: "contract", na - 2: "free"}.get(ia.dim)
     b_role = None if ib is None else {nb - 2: "contract", nb - 1: "free"}.get(ib.dim)
-    if (ia is not None and a_role is None) or (ib is not None and b_role is None):
-        return w.unknown(node)  # a batch dim: not understood
+    why = f"`{node.name}` batches over a tracked dim (heads mixed before the matmul)"
+    if ia is not None and a_role is None:  # talking heads: the other operand's heads are fixed
+        w.dg.block(ia.atoms, why)
+        ia = None
+    if ib is not None and b_role is None:
+        w.dg.block(ib.atoms, why)
+        ib = None
+    if ia is None and ib is None:
+        return None
     if a_role == "contract" or b_role == "contract":
         if not (ia is not None and ib is not None and a_role == b_role == "contract"):
             return w.unknown(node)  # one side of the contraction could not shrink

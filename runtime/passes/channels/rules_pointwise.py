@@ -79,7 +79,7 @@ def roll(w: GraphWalker, node: fx.Node) -> Info | None:
     return Info(i.dim, i.atoms)
 
 
-@method_rule("new_empty", "new_zeros", "new_ones")
+@method_rule("new_empty", "new_zeros", "new_ones", "new_full")
 def new_tensor(w: GraphWalker, node: fx.Node) -> Info | None:
     """``x.new_empty(shape)`` (timm's ``drop_path`` noise) reads only ``x``'s dtype and device:
     a fresh tensor with no channels of ``x``. A shape holding a channel count stays checked

@@ -5,13 +5,13 @@
 both operands (residual adds, squeeze-excitation scales) and turns a ``get_attr`` operand of
 channel size, or a ``-1`` view of one (``gamma.reshape(1, -1, 1, 1)``), into a ``param``
 endpoint (layer-scale). Splits and indexing are in :mod:`.rules_split`, ``addcmul``/``pad``/
-``norm``/``einsum`` in :mod:`.rules_pointwise`. Every list of op names exists once, here, as the
-keys it registers.
+``norm``/``einsum`` in :mod:`.rules_pointwise`, ``view``/``reshape`` in :mod:`.rules_reshape`,
+arithmetic on channel counts read in Python in :mod:`.rules_symbolic`. Every list of op names
+exists once, here, as the keys it registers.
 """
 
 from __future__ import annotations
 
-import math
 import operator
 from typing import Any
 
@@ -19,7 +19,6 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .attr_dims import backed_constant
 from .op_rules import (
     Info,
     arg,
@@ -29,7 +28,9 @@ from .op_rules import (
     predicate_rule,
     target_name,
 )
-from .rules_heads import split_or_merge
+from .rules_reshape import prod as _prod
+from .rules_reshape import rest as _rest
+from .rules_symbolic import sym_arith
 from .walker import GraphWalker
 
 #: Modules that act on each channel independently and keep the channel dim where it is.
@@ -60,16 +61,6 @@ REDUCE_METHODS = ("mean", "sum", "amax", "amin")
 REDUCE_FUNCS: tuple[Any, ...] = (torch.mean, torch.sum, torch.amax, torch.amin)
 #: ``x.ndim``, ``x.dtype``...: attribute reads that say nothing about channels.
 META_ATTRS = frozenset({"ndim", "dtype", "device", "is_cuda", "requires_grad", "layout"})
-
-
-def _prod(xs: Any) -> int:
-    return int(math.prod(int(x) for x in xs))
-
-
-def _rest(node: fx.Node) -> list[Any]:
-    """``x.view(a, b)`` and ``x.view((a, b))`` alike: the sizes after ``self``."""
-    args: Any = node.args
-    return list(args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:])
 
 
 # -- shape reads --------------------------------------------------------------------------------
@@ -129,6 +120,8 @@ def binary_method(w: GraphWalker, node: fx.Node) -> Info | None:
 
 
 def binary(w: GraphWalker, node: fx.Node, a: Any, b: Any) -> Info | None:
+    if (w.sym(a) is not None or w.sym(b) is not None) and w.get(a) is w.get(b) is None:
+        return sym_arith(w, node, a, b)  # ``C * 2``: Python ints (``x * C`` lets ``C`` escape)
     return elementwise(w, node, [a, b])
 
 
@@ -227,79 +220,6 @@ def flatten(w: GraphWalker, node: fx.Node, start: int, end: int) -> Info | None:
     size, inner = len(i.atoms), _prod(shape[i.dim + 1 : end + 1])
     outer = _prod(shape[start : i.dim])
     return Info(start, [i.atoms[(k // inner) % size] for k in range(outer * size * inner)])
-
-
-@method_rule("view", "reshape")
-def reshape_method(w: GraphWalker, node: fx.Node) -> Info | None:
-    return reshape(w, node, _rest(node))
-
-
-@function_rule(torch.reshape)
-def reshape_function(w: GraphWalker, node: fx.Node) -> Info | None:
-    return reshape(w, node, list(arg(node, 1, "shape")))
-
-
-@method_rule("squeeze", "unsqueeze")
-@function_rule(torch.squeeze, torch.unsqueeze)
-def squeeze(w: GraphWalker, node: fx.Node) -> Info | None:
-    return reshape(w, node, None)
-
-
-def reshape(w: GraphWalker, node: fx.Node, shape_args: list[Any] | None) -> Info | None:
-    """view/reshape/squeeze: channel dim kept, or merged with the dims right after it.
-
-    The requested size at the channel position must be ``-1``: a constant or a count read
-    from some tensor in Python would be stale once channels are removed.
-    """
-    src: Any = node.args[0]
-    i, sout = w.get(src), w.shapes.get(node)
-    if i is None and sout is not None:
-        param_view(w, node, src, sout, shape_args)
-        return None
-    sin = w.shapes.get(src) if isinstance(src, fx.Node) else None
-    if i is None or sin is None or sout is None:
-        return None
-    d, size = i.dim, len(i.atoms)
-    pre = _prod(sin[:d])
-    for j in range(len(sout)):
-        if _prod(sout[:j]) != pre:
-            continue
-        layer = None
-        if shape_args is not None and len(shape_args) == len(sout) and shape_args[j] != -1:
-            path = str(node.meta.get("kdr_module", ""))  # the module whose forward reshapes
-            layer = backed_constant(w.modules.get(path), shape_args[j])
-            layer = f"{path}.{layer}" if path and layer else layer
-        constant = shape_args is not None and (len(shape_args) != len(sout) or shape_args[j] != -1)
-        if constant and layer is None:
-            continue  # a constant or computed channel count may be stale after pruning
-        for k in range(d + 1, len(sin) + 1):
-            inner = _prod(sin[d + 1 : k])
-            if sout[j] == size * inner:
-                if layer is not None:  # the model's attribute: tied to that layer's outputs
-                    if inner != 1 or f"{layer}:out" not in w.dg.endpoints:
-                        break
-                    w.dg.union(i.atoms, w.dg.endpoints[f"{layer}:out"].atoms)
-                return Info(j, [a for a in i.atoms for _ in range(inner)])
-    return split_or_merge(w, i, sin, sout, shape_args) or w.unknown(node)
-
-
-def param_view(
-    w: GraphWalker, node: fx.Node, src: Any, sout: Any, shape_args: list[Any] | None
-) -> None:
-    """A parameter (or view of one) with one non-1 dim, viewed with one non-1 dim: record
-    where the parameter's channels sit, so arithmetic can slice the parameter. As for
-    tensors, the requested size there must be ``-1`` (``view(dim, 1, 1)`` would go stale)."""
-    param = w.param_of(src)
-    if param is None:
-        return
-    big_in = [k for k, n in enumerate(param[1]) if n != 1]
-    big_out = [k for k, n in enumerate(sout) if n != 1]
-    if len(big_in) != 1 or len(big_out) != 1 or param[1][big_in[0]] != sout[big_out[0]]:
-        return
-    if shape_args is not None and (len(shape_args) != len(sout) or shape_args[big_out[0]] != -1):
-        return
-    w.handled.add(src)
-    w.param_views[node] = (param[0], big_out[0], big_in[0] if param[3] == -1 else param[3])
 
 
 @method_rule("expand")

@@ -6,11 +6,17 @@ far, and the helpers rules use to couple (:meth:`GraphWalker.consume`) or block
 (:meth:`GraphWalker.unknown`, :meth:`GraphWalker.block_inputs`) channels. Model inputs and
 outputs are blocked here, as is any ``get_attr`` parameter used by an op no rule claimed, and
 any shape read that could carry a channel count into Python.
+
+A channel count read in Python (``B, N, C = x.shape``) is not blocked at the read: it becomes
+a :class:`Sym` (``x``'s atoms, times a fraction that ``C // heads`` updates), which a reshape
+may *tie* to the dim it sizes (:meth:`GraphWalker.tie`). Any other use of the symbol (a
+``torch.zeros(B, C)``, a ``C ** -0.5``) escapes, and blocks ``x``'s channels then.
 """
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,6 +33,23 @@ from .op_rules import (
 )
 
 
+@dataclass
+class Sym:
+    """A Python int that counts channels: ``len(atoms) * num // den``, read from ``src``.
+
+    ``num`` and ``den`` are kept exact (``C // 3`` only when 3 divides ``C``), so the value
+    after pruning follows from how many of ``atoms`` survive."""
+
+    src: fx.Node
+    atoms: list[int]
+    num: int = 1
+    den: int = 1
+
+    @property
+    def value(self) -> int:
+        return len(self.atoms) * self.num // self.den
+
+
 class GraphWalker:
     """Visits an fx graph in order, propagating channel atoms and recording couplings."""
 
@@ -41,6 +64,8 @@ class GraphWalker:
         self.info: dict[fx.Node, Info | None] = {}
         self.handled: set[fx.Node] = set()
         self.size_of: dict[fx.Node, fx.Node] = {}  # size-tuple node -> tensor it describes
+        #: Int-valued nodes that count some tensor's channels (see :class:`Sym`).
+        self.syms: dict[fx.Node, Sym] = {}
         #: Tuple-valued nodes (``split``, ``chunk``): the channels of each piece, for getitem.
         self.pieces: dict[fx.Node, list[Info | None]] = {}
         #: Views of a parameter with one non-1 dim (``gamma.reshape(1, -1, 1, 1)``): the
@@ -76,7 +101,9 @@ class GraphWalker:
                 if inp in self.size_of and not (
                     node.target is operator.getitem and node.args[0] is inp
                 ):  # a whole size tuple used elsewhere: it may carry the channel count
-                    self.block_channels(self.size_of[inp], f"`{node.name}` reads a shape")
+                    self.block_count(self.size_of[inp], f"`{node.name}` reads a shape")
+                if inp in self.syms and inp not in self.handled:
+                    self.escape(node, inp)
 
     # -- dispatch --------------------------------------------------------------------------
     def visit(self, node: fx.Node) -> Info | None:
@@ -165,32 +192,81 @@ class GraphWalker:
         """``x.size()`` / ``x.shape`` / ``x.size(d)``: harmless unless it reads the channel count.
 
         A channel count read in Python (``B, G, P, D = x.shape``) can reshape *another* tensor
-        (MaxViT's attention), so it pins ``x``'s channels; batch and spatial reads are free.
+        (MaxViT's attention): it becomes a :class:`Sym`, blocked wherever it escapes; batch
+        and spatial reads are free. So are those of a parameter's view (PiT's ``cls_tokens``,
+        ``cls_token.expand(B, -1, -1)``, read for its token count).
         """
-        i, nd = self.get(src), self.ndim(src)
-        if i is None or nd is None:
-            return None
-        if dim is None:
+        if dim is not None:
+            return self._count_read(node, src, dim)
+        if self._tracked_dim(src) is not None:
             self.size_of[node] = src
-        elif not isinstance(dim, int) or dim % nd == i.dim:
-            self.block_channels(src, f"`{node.name}` reads the channel count")
         return None
 
     def size_item(self, node: fx.Node, sizes: fx.Node, index: Any) -> Info | None:
         """One entry of a size tuple; ``B, C, H, W = x.shape`` with ``C`` unused reads nothing."""
         if not node.users:
             return None
-        src = self.size_of[sizes]
-        i, nd = self.get(src), self.ndim(src)
-        if i is None or nd is None:
-            return None
-        if isinstance(index, int):
-            hit = index % nd == i.dim
-        else:
-            hit = not isinstance(index, slice) or i.dim in range(nd)[index]
-        if hit:
-            self.block_channels(src, f"`{node.name}` reads the channel count")
+        return self._count_read(node, self.size_of[sizes], index)
+
+    def _tracked_dim(self, src: Any) -> int | None:
+        """The dim of ``src`` whose size pruning changes: its tracked one, or that of the
+        parameter it views (claimed: reading a view's shape is no use of the parameter)."""
+        i = self.get(src)
+        if i is not None:
+            return i.dim
+        if isinstance(src, fx.Node) and src in self.param_views:
+            self.handled.add(src)
+            return self.param_views[src][1]
         return None
 
+    def _count_read(self, node: fx.Node, src: Any, index: Any) -> Info | None:
+        """``node`` reads ``src``'s shape at ``index`` (an int, a slice, or a computed value):
+        the channel count read alone becomes a :class:`Sym`; in a slice, or computed, or of
+        a parameter's view, it pins the channels."""
+        d, nd = self._tracked_dim(src), self.ndim(src)
+        if d is None or nd is None:
+            return None
+        if isinstance(index, int) and not isinstance(index, bool):
+            hit = index % nd == d
+        else:
+            hit = not isinstance(index, slice) or d in range(nd)[index]
+        i = self.get(src)
+        if hit and i is not None and isinstance(index, int):
+            self.syms[node] = Sym(src, i.atoms)
+        elif hit:
+            self.block_count(src, f"`{node.name}` reads the channel count")
+        return None
 
-__all__ = ["GraphWalker"]
+    def block_count(self, src: fx.Node, reason: str) -> None:
+        """Pin the channel count of ``src``, a tracked tensor or a parameter's view."""
+        if src in self.param_views and self.get(src) is None:
+            self.dg.opaque.add(self.param_views[src][0])
+        self.block_channels(src, reason)
+
+    def sym(self, n: Any) -> Sym | None:
+        """The :class:`Sym` ``n`` is, if it counts channels."""
+        return self.syms.get(n) if isinstance(n, fx.Node) else None
+
+    def tie(self, n: Any, atoms: list[int]) -> bool:
+        """Size a dim holding ``atoms`` by the symbol ``n``, if that stays true after pruning.
+
+        The symbol's atoms are cut into ``den`` chunks, each coupled with ``atoms`` position by
+        position: each chunk then keeps what ``atoms`` keeps, so ``C // den`` stays the dim's
+        width. This couples by index where only the count must match (sound, stronger than
+        needed). False (nothing coupled, ``n`` unclaimed) for any other symbol."""
+        s = self.sym(n)
+        if s is None or s.num != 1 or not atoms or len(s.atoms) != s.den * len(atoms):
+            return False
+        for c in range(s.den):
+            self.dg.union(atoms, s.atoms[c * len(atoms) : (c + 1) * len(atoms)])
+        self.handled.add(n)
+        return True
+
+    def escape(self, node: fx.Node, n: fx.Node) -> None:
+        """The symbol ``n`` flows where no rule tied it: its source's count must not change."""
+        s = self.syms[n]
+        why = f"`{node.name}` uses the channel count of `{s.src.name}` (`{n.name}`)"
+        self.dg.block(s.atoms, why)
+
+
+__all__ = ["GraphWalker", "Sym"]

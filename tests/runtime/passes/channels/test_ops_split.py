@@ -143,4 +143,5 @@ def test_an_unused_channel_count_from_unpacking_the_shape_reads_nothing() -> Non
 
     x = torch.randn(1, 3, 4, 4)
     assert any("conv0" in g.producers for g in build(Unpack(False), x).prunable_groups())
-    assert not any("conv0" in g.producers for g in build(Unpack(True), x).prunable_groups())
+    # reshaping ``h`` by its own count stays true after pruning (see test_ops_symbolic)
+    assert any("conv0" in g.producers for g in build(Unpack(True), x).prunable_groups())
