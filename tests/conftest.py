@@ -122,3 +122,42 @@ def _mnist10k_read_once() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(mnist10k, "np", _NumpyWithCachedLoad(mnist10k.np, mnist10k.ASSET))
         yield
+
+
+# -- latency: fewer timed rounds in the runs of the suite --------------------------------------
+#: Seconds of timed rounds per stage in a test's ``kdr run`` (the report's default: 0.15 s).
+TEST_LATENCY_BUDGET_S = 0.02
+#: The report's own settings, kept while the session runs with the short ones.
+_REAL_LATENCY: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _short_latency_rounds() -> Iterator[None]:
+    """Every stage of every ``kdr run`` times its model for a report (0.15 s of rounds, at
+    least 5 of them): some 300 stages in the suite, whose tests read that the figures are
+    there, never how steady they are. Here a stage gets 0.02 s and at least 2 rounds;
+    tests/runtime/test_latency.py, which checks the rounds themselves, gets the real ones
+    (:func:`real_latency_rounds`)."""
+    from runtime import latency
+
+    _REAL_LATENCY.update(
+        min_rounds=latency.MIN_ROUNDS, budget_s=latency.time_batches.__kwdefaults__["budget_s"]
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(latency, "MIN_ROUNDS", 2)
+        mp.setitem(latency.time_batches.__kwdefaults__, "budget_s", TEST_LATENCY_BUDGET_S)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def real_latency_rounds(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The report's own latency settings for the tests of runtime/latency.py."""
+    if request.node.path.name != "test_latency.py":
+        yield
+        return
+    from runtime import latency
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(latency, "MIN_ROUNDS", _REAL_LATENCY["min_rounds"])
+        mp.setitem(latency.time_batches.__kwdefaults__, "budget_s", _REAL_LATENCY["budget_s"])
+        yield
