@@ -17,10 +17,11 @@ from kdr.cli import main
 from runtime.checkpoint import load_checkpoint, sidecar
 from runtime.workspace import RunDir
 
+#: Two steps an epoch: what is checked is the files a fault leaves, not the training.
 RECIPE = """\
 recipe "faults"
 set seed = 0
-data = mnist10k(batch_size=64, limit=512, eval_limit=256)
+data = mnist10k(batch_size=64, limit=128, eval_limit=64)
 model student = convnet(width=4)
 train student for {epochs} epoch
 then snapshot student as dense
@@ -219,7 +220,7 @@ def test_a_teacher_file_replaced_by_another_class_count(
     teacher_weights(10)
     recipe = tmp_path / "kd.kdr"
     recipe.write_text(
-        'recipe "kd"\nset seed = 0\ndata = mnist10k(batch_size=64, limit=512, eval_limit=256)\n'
+        'recipe "kd"\nset seed = 0\ndata = mnist10k(batch_size=64, limit=128, eval_limit=64)\n'
         f'model teacher = convnet(width=4) from "{tmp_path / "t.pt"}"\n'
         "model student = convnet(width=4)\ndistill student from teacher for 1 epoch\n"
     )

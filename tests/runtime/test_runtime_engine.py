@@ -35,7 +35,7 @@ def test_one_epoch_beats_chance(small: DataBundle) -> None:
     after = evaluate(model, small)
     assert stats.steps == small.steps_per_epoch == 8
     assert stats.samples == 512 and stats.samples_per_s > 0
-    # 8 steps from scratch: well above chance (0.1), far from converged (see the e2e test)
+    # 8 steps from scratch: well above chance (0.1), far from converged (see the acceptance run)
     assert after > 0.2 and after > before + 0.05
     assert stats.loss_last < stats.loss_first
     assert model.training  # evaluate restores the mode

@@ -81,7 +81,7 @@ def test_a_warmup_in_other_units_is_checked_with_the_datas_steps(
     recipe = tmp_path / "r.kdr"
     setting = "set schedule = cosine(warmup_steps=40)\n" if "KDR108" in code else ""
     recipe.write_text(
-        setting + "data = mnist10k(batch_size=64, limit=512)\n"
+        setting + "data = mnist10k(batch_size=64, limit=512, eval_limit=64)\n"
         "model student = convnet(width=8)\n" + clause + "\n",
         encoding="utf-8",
     )
