@@ -40,7 +40,7 @@ from . import (  # noqa: F401  (registered here; rules_split first: getitem is w
     rules_tensor,
 )
 from .op_rules import FUNCTION_RULES, Info, function_rule, module_rule
-from .surgery import register_pruner, set_tensor, take
+from .surgery import PRUNERS_BY_NAME, register_pruner, set_tensor, take
 from .walker import GraphWalker
 
 #: The tracked output of a tuple-returning attention node, per walker: what ``[0]`` carries.
@@ -128,12 +128,8 @@ def prune_mha(m: nn.Module, keeps: dict[str, list[int]]) -> None:
         m.head_dim = len(inner) // m.num_heads
 
 
-def _timm_attention() -> type[nn.Module] | None:
-    try:
-        from timm.layers import Attention
-    except ImportError:  # timm is optional
-        return None
-    return Attention
+#: timm's ``Attention`` by type name: registering must not import timm (seconds per process).
+TIMM_ATTENTION = "timm.layers.attention.Attention"
 
 
 def timm_attention(w: GraphWalker, node: fx.Node, m: Any) -> Info | None:
@@ -185,11 +181,8 @@ def prune_timm_attention(m: Any, keeps: dict[str, list[int]]) -> None:
     m.head_dim, m.attn_dim, m.scale = new_d, len(keep), new_d**-0.5
 
 
-register_leaf(PrunableMultiheadAttention)
-_TIMM = _timm_attention()
-if _TIMM is not None:
-    register_leaf(_TIMM)
-    module_rule(_TIMM)(timm_attention)
-    register_pruner(_TIMM)(prune_timm_attention)
+register_leaf(PrunableMultiheadAttention, TIMM_ATTENTION)
+module_rule(TIMM_ATTENTION)(timm_attention)
+PRUNERS_BY_NAME[TIMM_ATTENTION] = prune_timm_attention
 
 __all__ = ["getitem_of_attention", "mha", "prune_mha", "timm_attention"]

@@ -34,9 +34,9 @@ from typing import Any
 
 from torch import fx, nn
 
-from ..trace import register_leaf, type_name
+from ..trace import register_leaf
 from .op_rules import Info, module_rule
-from .surgery import PRUNERS
+from .surgery import PRUNERS_BY_NAME
 from .walker import GraphWalker
 
 ATTENTION = "timm.models.levit.Attention"
@@ -153,17 +153,6 @@ def prune_levit_attention(m: Any, keeps: dict[str, list[int]]) -> None:
 module_rule(ATTENTION, DOWNSAMPLE)(levit_attention)
 
 
-def register_pruners() -> None:
-    """PRUNERS is keyed by type: the timm classes are looked up only if timm is installed."""
-    try:
-        from timm.models import levit
-    except ImportError:  # timm is optional
-        return
-    for cls in (levit.Attention, levit.AttentionDownsample):
-        assert type_name(cls) in (ATTENTION, DOWNSAMPLE)
-        PRUNERS[cls] = prune_levit_attention
-
-
-register_pruners()
+PRUNERS_BY_NAME[ATTENTION] = PRUNERS_BY_NAME[DOWNSAMPLE] = prune_levit_attention
 
 __all__ = ["levit_attention", "prune_levit_attention"]

@@ -27,11 +27,15 @@ from torch import nn
 
 from recipe_lang.diagnostics import KdrError, error
 
+from ..trace import type_name
 from .attr_dims import count_pruner, fix_attributes
 
 #: ``(layer, {"out"|"in"|"norm": kept positions})``, in place.
 Pruner = Callable[[Any, dict[str, list[int]]], None]
 PRUNERS: dict[type[nn.Module], Pruner] = {}
+#: The same by ``"module.QualName"``, for optional libraries kdr must not import to register
+#: (timm's LeViT attention): importing timm costs seconds in every process.
+PRUNERS_BY_NAME: dict[str, Pruner] = {}
 
 
 def register_pruner(*types: type[nn.Module]) -> Callable[[Pruner], Pruner]:
@@ -45,7 +49,11 @@ def register_pruner(*types: type[nn.Module]) -> Callable[[Pruner], Pruner]:
 
 def pruner_for(m: nn.Module) -> Pruner | None:
     """By the layer's MRO, else a block whose slice prefix count the record carries (DPN)."""
-    return next((PRUNERS[t] for t in type(m).__mro__ if t in PRUNERS), None) or count_pruner(m)
+    for t in type(m).__mro__:
+        found = PRUNERS.get(t) or PRUNERS_BY_NAME.get(type_name(t))
+        if found is not None:
+            return found
+    return count_pruner(m)
 
 
 def set_tensor(owner: nn.Module, name: str, value: torch.Tensor | None) -> None:
@@ -134,4 +142,4 @@ def apply_record(model: nn.Module, record: dict[str, Any]) -> nn.Module:
     return model
 
 
-__all__ = ["PRUNERS", "Pruner", "apply_record", "prune_conv", "register_pruner"]
+__all__ = ["PRUNERS", "PRUNERS_BY_NAME", "Pruner", "apply_record", "prune_conv", "register_pruner"]
