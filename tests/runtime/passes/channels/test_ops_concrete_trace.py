@@ -9,8 +9,8 @@ is unchanged."""
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
