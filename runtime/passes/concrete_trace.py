@@ -152,11 +152,19 @@ class ConcreteTracer(KdrTracer):
         return result
 
     def value_of(self, obj: Proxy) -> Any:
-        """The value ``obj`` takes on the example input (its ancestors evaluated once)."""
+        """The value ``obj`` takes on the example input (its ancestors evaluated once).
+
+        A failure is re-raised from here as a ``TraceError``: its traceback then ends in the
+        module whose control flow asked, which the caller keeps whole, rather than in a layer
+        run on real values."""
         todo = [n for n in _ancestors(obj.node) if n not in self.values]
         order = {n: i for i, n in enumerate(obj.node.graph.nodes)}
         for n in sorted(todo, key=order.__getitem__):
-            self.values[n] = self._evaluate(n)
+            try:
+                self.values[n] = self._evaluate(n)
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                raise TraceError(f"cannot run `{n.name}` on the example ({why})") from None
         return self.values[obj.node]
 
     def _evaluate(self, n: fx.Node) -> Any:

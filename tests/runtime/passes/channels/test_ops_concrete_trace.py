@@ -23,7 +23,7 @@ from recipe_lang.diagnostics import KdrError
 from runtime.passes.channels import apply_record, count_params, prune_model
 from runtime.passes.channels.build import build
 from runtime.passes.scopes import Scope
-from runtime.passes.trace import trace
+from runtime.passes.trace import LEAF_TYPES, register_leaf, trace
 
 
 class Net(nn.Module):
@@ -155,3 +155,32 @@ def test_timm_vgg11_conv_mlp_pools_small_inputs() -> None:
 @pytest.mark.slow
 def test_timm_efficientvit_b0_lite_mla_autocast() -> None:
     _timm("efficientvit_b0", torch.randn(2, 3, 32, 32), 0.35)
+
+
+class Picky(nn.Module):
+    """A leaf that fails when run on real values while fx traces (and works otherwise)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.fx._symbolic_trace.is_fx_tracing():
+            raise ValueError("no")
+        return x
+
+
+class AskAfterPicky(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.picky = Picky()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.picky(x)
+        return y if y.shape[-1] > 2 else x
+
+
+def test_failing_evaluation_keeps_the_asking_block_whole() -> None:
+    register_leaf(Picky)
+    try:
+        dg = build(Net(AskAfterPicky()).eval(), X)
+    finally:
+        LEAF_TYPES.discard(Picky)
+    (entry,) = dg.kept_whole
+    assert entry["module"] == "block" and "cannot run `block_picky`" in entry["reason"]
