@@ -35,6 +35,7 @@ quantization) must keep the strict trace, whose graph is valid for every input.
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -106,10 +107,12 @@ class ConcreteTracer(KdrTracer):
     # -- tracing -----------------------------------------------------------------------------
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         self.values, self.saved = {}, None
+        state = _attribute_state(root) if isinstance(root, nn.Module) else []
         try:
             return super().trace(root, concrete_args)
         finally:
             self._restore_buffers()
+            _restore_attributes(state)
 
     def proxy(self, node: fx.Node) -> Proxy:
         return ConcreteProxy(node, self)
@@ -203,6 +206,33 @@ class ConcreteTracer(KdrTracer):
             with torch.no_grad():
                 for k, b in self.root.named_buffers():
                     b.copy_(self.saved[k])
+
+
+def _attribute_state(root: nn.Module) -> list[tuple[nn.Module, dict[str, Any], dict[int, Any]]]:
+    """Each module's plain attributes, and a copy of those that are dicts or lists.
+
+    A forward may store a traced value in its module (timm's ``attention_bias_cache[str(x.device)]``
+    in eval mode). With the device now a real one, a later eager forward (or the next trace
+    attempt) would read that proxy back: the trace's side effects are undone afterwards."""
+    state = []
+    for m in root.modules():
+        attrs = dict(m.__dict__)
+        copies = {id(v): copy.copy(v) for v in attrs.values() if isinstance(v, (dict, list))}
+        state.append((m, attrs, copies))
+    return state
+
+
+def _restore_attributes(state: list[tuple[nn.Module, dict[str, Any], dict[int, Any]]]) -> None:
+    """Put back what :func:`_attribute_state` saw; new attributes stay (fx stores its tensor
+    constants on the root) unless they hold a proxy."""
+    for m, attrs, copies in state:
+        for k in [k for k, v in m.__dict__.items() if k not in attrs and isinstance(v, Proxy)]:
+            del m.__dict__[k]
+        for k, v in attrs.items():
+            m.__dict__[k] = v
+            if id(v) in copies:
+                v.clear()
+                v.extend(copies[id(v)]) if isinstance(v, list) else v.update(copies[id(v)])
 
 
 def _run(root: nn.Module, n: fx.Node, args: Any, kwargs: Any) -> Any:

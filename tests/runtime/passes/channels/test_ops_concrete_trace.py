@@ -184,3 +184,26 @@ def test_failing_evaluation_keeps_the_asking_block_whole() -> None:
         LEAF_TYPES.discard(Picky)
     (entry,) = dg.kept_whole
     assert entry["module"] == "block" and "cannot run `block_picky`" in entry["reason"]
+
+
+class DeviceCache(nn.Module):
+    """timm's eval-mode ``attention_bias_cache[str(x.device)]``: the trace must not leave a
+    proxy there for the next eager forward (the device is a real one now)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: dict[str, torch.Tensor] = {}
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = str(x.device)
+        if key not in self.cache:
+            self.cache[key] = self.scale * 2
+        return x * self.cache[key]
+
+
+def test_trace_side_effects_on_module_state_are_undone() -> None:
+    m = Net(DeviceCache()).eval()
+    build(m, X)
+    assert m.block.cache == {}
+    assert m(X).shape == (2, 4, 6, 6)
