@@ -207,3 +207,18 @@ def test_trace_side_effects_on_module_state_are_undone() -> None:
     build(m, X)
     assert m.block.cache == {}
     assert m(X).shape == (2, 4, 6, 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["mobilevit_xxs", "mobilevitv2_050", "efficientvit_m0", "tiny_vit_5m_224"]
+)
+def test_timm_blocks_with_shape_branches_are_traced(name: str) -> None:
+    """Their windows / patch checks (`if H == ws`, `new_h != H`) no longer keep them whole;
+    what still blocks inside is the reshape rules' business (channel counts read in Python)."""
+    timm = pytest.importorskip("timm")
+    m = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    _, info = prune_model(m, x, 0.5, "l1", "local", Scope())
+    assert info["kept_whole"] == []
+    assert m(x).shape == (1, 10)
