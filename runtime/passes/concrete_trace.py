@@ -103,13 +103,19 @@ class ConcreteTracer(KdrTracer):
         self.values: dict[fx.Node, Any] = {}
         self.evaluating = False
         self.saved: dict[str, torch.Tensor] | None = None
+        self.asked: set[str] = set()  # modules whose forward asked a question
+        self.called: set[str] = set()  # modules the trace called
+        self.leaves: set[str] = set()  # those of them traced as leaves
 
     # -- tracing -----------------------------------------------------------------------------
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         self.values, self.saved = {}, None
+        self.asked, self.called, self.leaves = set(), set(), set()
         state = _attribute_state(root) if isinstance(root, nn.Module) else []
         try:
-            return super().trace(root, concrete_args)
+            graph = super().trace(root, concrete_args)
+            _check_branches_seen(root, graph, self.asked, self.called, self.leaves)
+            return graph
         finally:
             self._restore_buffers()
             _restore_attributes(state)
@@ -136,6 +142,10 @@ class ConcreteTracer(KdrTracer):
     ) -> Any:
         if self.evaluating:  # a leaf run on real values: fx's patched __call__ must not trace
             return forward(*args, **kwargs)
+        path = self.path_of_module(m)
+        self.called.add(path)
+        if self.is_leaf_module(m, path):
+            self.leaves.add(path)
         return super().call_module(m, forward, args, kwargs)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
@@ -151,6 +161,7 @@ class ConcreteTracer(KdrTracer):
         value = self.value_of(obj)
         self._check_shape_only(obj.node)
         result = how(value)
+        self.asked.add(self.scope.module_path)
         self.create_proxy("call_function", concrete, (obj,), {})
         return result
 
@@ -206,6 +217,28 @@ class ConcreteTracer(KdrTracer):
             with torch.no_grad():
                 for k, b in self.root.named_buffers():
                     b.copy_(self.saved[k])
+
+
+def _check_branches_seen(
+    root: nn.Module, graph: fx.Graph, asked: set[str], called: set[str], leaves: set[str]
+) -> None:
+    """A module that answered a question must have run all its layers in this trace.
+
+    A layer it left out (``if H > 7: self.a(x) else: self.b(x)``) may run at another input size;
+    never in the graph, it would keep channels its pruned input no longer has. That block is
+    kept whole instead (the error is raised from a frame whose ``self`` is the block, which is
+    how :func:`.trace.trace_with_leaves` finds the module to keep whole)."""
+    used = called | {str(n.target).rsplit(".", 1)[0] for n in graph.nodes if n.op == "get_attr"}
+    for scope in sorted(asked):
+        for name, m in root.get_submodule(scope).named_modules(prefix=scope):
+            has_own = any(True for _ in m.parameters(recurse=False))
+            inside_used = any(name.startswith(leaf + ".") for leaf in leaves)
+            if has_own and name not in used and not inside_used:
+                _refuse(root.get_submodule(scope), name)
+
+
+def _refuse(self: nn.Module, name: str) -> None:  # `self`: the frame trace_with_leaves reads
+    raise TraceError(f"`{name}` does not run at the example's shapes (another branch may)")
 
 
 def _attribute_state(root: nn.Module) -> list[tuple[nn.Module, dict[str, Any], dict[int, Any]]]:

@@ -222,3 +222,20 @@ def test_timm_blocks_with_shape_branches_are_traced(name: str) -> None:
     _, info = prune_model(m, x, 0.5, "l1", "local", Scope())
     assert info["kept_whole"] == []
     assert m(x).shape == (1, 10)
+
+
+class BranchByLayer(nn.Module):
+    """Another layer at another input size: the example never runs ``small``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.big, self.small = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.big(x) if x.shape[-1] > 4 else self.small(x)
+
+
+def test_a_layer_left_out_by_a_shape_branch_keeps_the_block_whole() -> None:
+    dg = build(Net(BranchByLayer()).eval(), X)
+    (entry,) = dg.kept_whole
+    assert entry["module"] == "block" and "`block.small` does not run" in entry["reason"]
