@@ -22,7 +22,7 @@ untraceable block (timm's ``Conv2dSame``, a MobileViT block) no longer stops the
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -110,7 +110,10 @@ def trace(model: nn.Module, leaf_modules: Iterable[str] = ()) -> fx.GraphModule:
 
 
 def trace_with_leaves(
-    model: nn.Module, leaf_modules: Iterable[str] = (), whole: Iterable[str] = ()
+    model: nn.Module,
+    leaf_modules: Iterable[str] = (),
+    whole: Iterable[str] = (),
+    tracer: Callable[[tuple[str, ...], dict[str, Any]], KdrTracer] = KdrTracer,
 ) -> tuple[fx.GraphModule, list[dict[str, str]]]:
     """Trace ``model``, keeping whole (as leaves) the modules torch.fx cannot trace.
 
@@ -118,6 +121,8 @@ def trace_with_leaves(
     Returns the graph and one entry per module kept whole, ``{"module": path, "type": class
     name, "reason": the fx error's first line, "at": the source line}`` (``whole`` entries
     carry no reason). Raises KDR500 when the failing frame is the model's own ``forward``.
+    ``tracer(globs, kept)`` makes each attempt's tracer (the channel graph passes one that
+    answers shape-dependent control flow, :mod:`.concrete_trace`).
 
     Each retry adds the innermost failing module, so the loop ends within one trace per
     module; a module inside a block kept whole later is dropped from the list (never traced).
@@ -130,9 +135,9 @@ def trace_with_leaves(
         for name in whole
     }
     while True:
-        tracer = KdrTracer(globs, kept)
+        attempt = tracer(globs, kept)
         try:
-            graph = tracer.trace(model)
+            graph = attempt.trace(model)
         except KdrError:
             raise
         except Exception as exc:
@@ -147,7 +152,7 @@ def trace_with_leaves(
                 "at": line,
             }
             continue
-        gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+        gm = fx.GraphModule(attempt.root, graph, type(model).__name__)
         return gm, [kept[k] for k in sorted(kept)]
 
 

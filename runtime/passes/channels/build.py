@@ -15,9 +15,13 @@ model stays prunable. Both modes are traced with the same leaves, and the graph 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import fx, nn
 
+from ..concrete_trace import ConcreteTracer
 from ..trace import example_batch, trace_with_leaves
 from . import (  # noqa: F401  (register the op rules)
     rules_attention,
@@ -48,7 +52,7 @@ def build(
     was_training = model.training
     seen: list[list[tuple[str, str]]] = []
     try:
-        graphs, kept = _traces(model, leaf_modules)
+        graphs, kept = _traces(model, example_inputs, leaf_modules)
         for training, gm in graphs:
             signature = [(n.op, target_name(n.target)) for n in gm.graph.nodes]
             if signature in seen:
@@ -69,23 +73,31 @@ def build(
 
 
 def _traces(
-    model: nn.Module, leaf_modules: tuple[str, ...]
+    model: nn.Module, x: torch.Tensor, leaf_modules: tuple[str, ...]
 ) -> tuple[list[tuple[bool, fx.GraphModule]], list[dict[str, str]]]:
     """The eval- and train-mode graphs, traced with the same modules kept whole.
 
-    A block untraceable in one mode only is kept whole in both: its traced mode would show one
-    branch of control flow the other mode does not take."""
+    Shape-dependent control flow is resolved with the example's shapes (:class:`ConcreteTracer`:
+    the graph only needs to describe the example's forward). A block untraceable in one mode
+    only is kept whole in both: its traced mode would show one branch of control flow the other
+    mode does not take."""
     kept: dict[str, dict[str, str]] = {}
     graphs: dict[bool, fx.GraphModule] = {}
     while True:  # ends: the kept set only grows (one module a trace), or a nested one goes
         start = set(kept)
         for training in (False, True):
             model.train(training)
-            gm, found = trace_with_leaves(model, leaf_modules, kept)
+            example = example_batch(x) if training else x
+            gm, found = trace_with_leaves(model, leaf_modules, kept, _concrete(example))
             graphs[training] = gm
             kept = {e["module"]: e if e["reason"] else kept[e["module"]] for e in found}
         if set(kept) == start:
             return sorted(graphs.items()), [kept[k] for k in sorted(kept)]
+
+
+def _concrete(x: torch.Tensor) -> Callable[[tuple[str, ...], dict[str, Any]], ConcreteTracer]:
+    """A tracer factory for :func:`trace_with_leaves` answering control flow from ``x``."""
+    return lambda globs, kept: ConcreteTracer(x, globs, kept)
 
 
 def _name_kept_whole(walker: GraphWalker, kept: list[dict[str, str]]) -> None:

@@ -188,6 +188,7 @@ def test_timm_efficientvit_prunes_around_its_attention() -> None:
     model = timm.create_model("efficientvit_b0", pretrained=False, num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
     _, info = prune_model(model, x, 0.5)
-    assert info["kept_whole"] and {k["type"] for k in info["kept_whole"]} == {"LiteMLA"}
-    assert info["params_after"] < 0.6 * info["params_before"]
+    # LiteMLA's `v.device.type != 'meta'` is answered from the example (concrete_trace.py)
+    assert info["kept_whole"] == []
+    assert info["params_after"] < 0.35 * info["params_before"]
     assert model(x).shape == (1, 10)
