@@ -38,6 +38,7 @@ from . import (  # noqa: F401  (registered here; rules_split first: getitem is w
     rules_levit,
     rules_split,
     rules_tensor,
+    rules_xca,
 )
 from .op_rules import FUNCTION_RULES, Info, function_rule, module_rule
 from .surgery import register_pruner, set_tensor, take
