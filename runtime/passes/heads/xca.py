@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 NARROW = f"{__name__}.NarrowCrossCovarianceAttn"
 
+_Base: Any
 try:
     from timm.models.edgenext import CrossCovarianceAttn as _Base
 except ImportError:  # timm is optional
@@ -24,7 +25,7 @@ except ImportError:  # timm is optional
 
 if _Base is not None:
 
-    class NarrowCrossCovarianceAttn(_Base):  # type: ignore[misc,valid-type]
+    class NarrowCrossCovarianceAttn(_Base):
         """``CrossCovarianceAttn`` whose heads merge to the inner width, not the input's."""
 
         def forward(self, x: torch.Tensor) -> Any:
