@@ -33,6 +33,7 @@ from torch import fx, nn
 from ..heads.mha import PrunableMultiheadAttention
 from ..trace import register_leaf
 from . import (  # noqa: F401  (registered here; rules_split first: getitem is wrapped)
+    rules_coat,
     rules_grouped,
     rules_layers,
     rules_levit,
