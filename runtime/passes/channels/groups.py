@@ -99,6 +99,16 @@ def resolve_groups(
     return groups, class_group, signatures
 
 
+def _distinct(chunk_roots: list[list[int]]) -> list[list[int]]:
+    """Chunks holding the same classes keep the same count by themselves: one of them stays
+    (EdgeNeXt's heads, two to a chunk piece whose pieces are coupled position by position)."""
+    out: list[list[int]] = []
+    for c in chunk_roots:
+        if len(set(c)) != len(c) or all(sorted(c) != sorted(o) for o in out):
+            out.append(c)
+    return out
+
+
 def apply_partitions(
     groups: list[Group],
     class_group: dict[int, Group],
@@ -115,6 +125,7 @@ def apply_partitions(
                 groups[gi].blocked = "balanced channel groups span several groups"
             continue
         grp = groups[grps.pop()]
+        chunk_roots = _distinct(chunk_roots)
         if all(sorted(c) == sorted(chunk_roots[0]) and len(set(c)) == len(c) for c in chunk_roots):
             continue  # every chunk holds the same classes (GLU's a * b): balanced by itself
         pos = {r: i for i, r in enumerate(grp.classes)}

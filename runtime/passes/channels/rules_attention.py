@@ -33,11 +33,13 @@ from torch import fx, nn
 from ..heads.mha import PrunableMultiheadAttention
 from ..trace import register_leaf
 from . import (  # noqa: F401  (registered here; rules_split first: getitem is wrapped)
+    rules_coat,
     rules_grouped,
     rules_layers,
     rules_levit,
     rules_split,
     rules_tensor,
+    rules_xca,
 )
 from .op_rules import FUNCTION_RULES, Info, function_rule, module_rule
 from .surgery import PRUNERS_BY_NAME, register_pruner, set_tensor, take

@@ -78,7 +78,9 @@ def dim_method(w: GraphWalker, node: fx.Node) -> Info | None:
 def getattr_rule(w: GraphWalker, node: fx.Node) -> Info | None:
     if node.args[1] == "shape":
         return w.size_read(node, node.args[0], None)
-    if node.args[1] in META_ATTRS:
+    if node.args[1] in META_ATTRS:  # a weight's device or dtype stays what it was: not opaque
+        if isinstance(node.args[0], fx.Node):
+            w.handled.add(node.args[0])
         return None
     return w.unknown(node)
 
