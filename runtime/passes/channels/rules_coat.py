@@ -27,7 +27,7 @@ from torch import fx, nn
 
 from ..trace import register_leaf
 from .op_rules import Info, module_rule
-from .surgery import PRUNERS
+from .surgery import PRUNERS_BY_NAME
 from .walker import GraphWalker
 
 FACTOR_ATTN = "timm.models.coat.FactorAttnConvRelPosEnc"
@@ -39,7 +39,11 @@ def _crpe(w: GraphWalker, m: Any, c: int) -> tuple[str, Any] | None:
     crpe = getattr(m, "crpe", None)
     name = next((n for n, mod in w.modules.items() if mod is crpe), None)
     convs = list(getattr(crpe, "conv_list", []))
-    if name is None or list(crpe.channel_splits) != [getattr(v, "groups", 0) for v in convs]:
+    if (
+        crpe is None
+        or name is None
+        or list(crpe.channel_splits) != [getattr(v, "groups", 0) for v in convs]
+    ):
         return None
     if not all(isinstance(v, nn.Conv2d) and v.in_channels == v.out_channels for v in convs):
         return None
@@ -92,16 +96,7 @@ def prune_crpe(m: Any, keeps: dict[str, list[int]]) -> None:
         conv.in_channels = conv.out_channels = conv.groups = n
 
 
-def register_pruners() -> None:
-    """PRUNERS is keyed by type: the timm class is looked up only if timm is installed."""
-    try:
-        from timm.models import coat
-    except ImportError:  # timm is optional
-        return
-    PRUNERS[coat.ConvRelPosEnc] = prune_crpe
-
-
 module_rule(FACTOR_ATTN)(factor_attention)
-register_pruners()
+PRUNERS_BY_NAME["timm.models.coat.ConvRelPosEnc"] = prune_crpe  # by name: timm is not imported
 
 __all__ = ["factor_attention", "prune_crpe"]

@@ -31,14 +31,15 @@ from typing import Any
 
 from torch import fx, nn
 
-from ..heads.xca import NARROW, narrow
 from ..trace import register_leaf, type_name
 from .op_rules import Info, module_rule
-from .surgery import PRUNERS
+from .surgery import PRUNERS_BY_NAME
 from .walker import GraphWalker
 
 XCIT = "timm.models.xcit.XCA"
 EDGENEXT = "timm.models.edgenext.CrossCovarianceAttn"
+#: Its narrowed form (`runtime.passes.heads.xca`), by name: that module imports timm.
+NARROW = "runtime.passes.heads.xca.NarrowCrossCovarianceAttn"
 register_leaf(XCIT, EDGENEXT, NARROW)
 
 
@@ -81,19 +82,12 @@ def prune_xca(m: Any, keeps: dict[str, list[int]]) -> None:
     """EdgeNeXt's block merges its heads at the input's width: narrowed, it merges at its own
     (``qkv`` and ``proj`` are sliced as Linears; ``num_heads`` and ``temperature`` stay)."""
     if "norm" in keeps:
+        from ..heads.xca import narrow  # imports timm: only when an EdgeNeXt block is cut
+
         narrow(m)
 
 
-def register_pruners() -> None:
-    """PRUNERS is keyed by type: the timm class is looked up only if timm is installed."""
-    try:
-        from timm.models import edgenext
-    except ImportError:  # timm is optional
-        return
-    PRUNERS[edgenext.CrossCovarianceAttn] = prune_xca
-
-
 module_rule(XCIT, EDGENEXT, NARROW)(xca)
-register_pruners()
+PRUNERS_BY_NAME[EDGENEXT] = prune_xca  # by name: registering must not import timm
 
 __all__ = ["prune_xca", "xca"]
