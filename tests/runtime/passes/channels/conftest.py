@@ -9,6 +9,7 @@ over the channel dim), which is what the rules claim for the ops they pass throu
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -45,5 +46,36 @@ def matches_zeroed() -> Callable[[nn.Module, nn.Module, dict[str, Any], torch.Te
             expected, got = ref(x), pruned.eval()(x)
         assert got.shape == expected.shape
         assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+    return check
+
+
+@pytest.fixture
+def prunes_timm() -> Callable[..., nn.Module]:
+    """``check(name, size, batch=2, limit=0.35, **create_kwargs)``: a timm model with random
+    weights, 50% of its channels pruned (l1, local), keeps at most ``limit`` of its params,
+    gives the dense output shape, and replays from its JSON record onto a fresh model (same
+    outputs). Returns the pruned model (eval mode) for further checks."""
+
+    def check(name: str, size: int, batch: int = 2, limit: float = 0.35, **kw: Any) -> nn.Module:
+        timm = pytest.importorskip("timm")
+        from runtime.passes.channels import apply_record, count_params, prune_model
+        from runtime.passes.scopes import Scope
+
+        def make() -> nn.Module:
+            return timm.create_model(name, pretrained=False, num_classes=10, **kw).eval()
+
+        torch.manual_seed(0)
+        m, x = make(), torch.randn(batch, 3, size, size)
+        dense = count_params(m)
+        record, _ = prune_model(m, x, 0.5, "l1", "local", Scope())
+        assert count_params(m) <= limit * dense
+        y = m(x)
+        assert y.shape == (batch, 10)
+        fresh = make()
+        apply_record(fresh, json.loads(json.dumps(record)))
+        fresh.load_state_dict(m.state_dict())
+        assert torch.allclose(fresh(x), y, atol=1e-5)
+        return m
 
     return check

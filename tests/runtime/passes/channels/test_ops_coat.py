@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from runtime.passes.channels import apply_record, count_params, prune_model
+from runtime.passes.channels import apply_record, prune_model
 from runtime.passes.scopes import Scope
 
 coat = pytest.importorskip("timm.models.coat")
@@ -82,20 +83,5 @@ def test_factor_attention_prunes_heads_and_shared_crpe() -> None:
 
 
 @pytest.mark.slow
-def test_timm_coat_lite_tiny_params_ratio() -> None:
-    timm = pytest.importorskip("timm")
-
-    def make() -> nn.Module:
-        return timm.create_model("coat_lite_tiny", pretrained=False, num_classes=10, img_size=32)
-
-    torch.manual_seed(0)
-    m, x = make().eval(), torch.randn(2, 3, 32, 32)
-    dense = count_params(m)
-    record = _prune(m, x)
-    assert count_params(m) <= 0.35 * dense
-    y = m(x)
-    assert y.shape == (2, 10)
-    fresh = make().eval()
-    apply_record(fresh, json.loads(json.dumps(record)))
-    fresh.load_state_dict(m.state_dict())
-    assert torch.allclose(fresh(x), y, atol=1e-5)
+def test_timm_coat_lite_tiny_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+    prunes_timm("coat_lite_tiny", 32, img_size=32)
