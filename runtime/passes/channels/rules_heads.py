@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -77,6 +78,23 @@ def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) ->
     return at + [k for k, s in enumerate(shape_args) if w.sym(s) is not None]
 
 
+def _first_fit(
+    w: GraphWalker,
+    shape_args: list[Any] | None,
+    sout: Any,
+    owner: nn.Module | None,
+    fit: Callable[[list[Any], int], Info | None],
+) -> Info | None:
+    """The first of the sizings :func:`_sized_at` offers that ``fit`` accepts, or None."""
+    if shape_args is None or len(shape_args) != len(sout):
+        return None
+    for k in _sized_at(w, shape_args, owner):
+        out = fit(shape_args, k)
+        if out is not None:
+            return out
+    return None
+
+
 def split_heads(
     w: GraphWalker,
     i: Info,
@@ -88,13 +106,9 @@ def split_heads(
     """The tracked dim cut into constant ``(G...)`` pieces and a last piece sized by ``-1``, a
     tied symbol or a head-width attribute: chunks coupled position by position, chunk 0's
     atoms tracked at the last piece. None: not a split."""
-    if shape_args is None or len(shape_args) != len(sout):
-        return None
-    for last in _sized_at(w, shape_args, owner):
-        out = _split_at(w, i, sin, sout, shape_args, last)
-        if out is not None:
-            return out
-    return None
+    return _first_fit(
+        w, shape_args, sout, owner, lambda args, k: _split_at(w, i, sin, sout, args, k)
+    )
 
 
 def _split_at(
@@ -124,13 +138,9 @@ def merge_heads(
 ) -> Info | None:
     """Untracked leading dims (heads) folded with the tracked dim (and dims after it) into
     one dim sized by ``-1`` or a tied symbol: the atoms repeat per head. None: not a merge."""
-    if shape_args is None or len(shape_args) != len(sout):
-        return None
-    for j in _sized_at(w, shape_args, None):
-        out = _merge_at(w, i, sin, sout, shape_args, j)
-        if out is not None:
-            return out
-    return None
+    return _first_fit(
+        w, shape_args, sout, None, lambda args, k: _merge_at(w, i, sin, sout, args, k)
+    )
 
 
 def _merge_at(
