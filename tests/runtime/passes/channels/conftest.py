@@ -51,13 +51,15 @@ def matches_zeroed() -> Callable[[nn.Module, nn.Module, dict[str, Any], torch.Te
 
 
 @pytest.fixture
-def prunes_timm() -> Callable[..., nn.Module]:
+def prunes_timm() -> Callable[..., dict[str, Any]]:
     """``check(name, size, batch=2, limit=0.35, **create_kwargs)``: a timm model with random
     weights, 50% of its channels pruned (l1, local), keeps at most ``limit`` of its params,
-    gives the dense output shape, and replays from its JSON record onto a fresh model (same
-    outputs). Returns the pruned model (eval mode) for further checks."""
+    gives the dense output shape, replays from its JSON record onto a fresh model (same
+    outputs) and takes a training step (batch of 2). Returns the prune's info."""
 
-    def check(name: str, size: int, batch: int = 2, limit: float = 0.35, **kw: Any) -> nn.Module:
+    def check(
+        name: str, size: int, batch: int = 2, limit: float = 0.35, **kw: Any
+    ) -> dict[str, Any]:
         timm = pytest.importorskip("timm")
         from runtime.passes.channels import apply_record, count_params, prune_model
         from runtime.passes.scopes import Scope
@@ -68,7 +70,7 @@ def prunes_timm() -> Callable[..., nn.Module]:
         torch.manual_seed(0)
         m, x = make(), torch.randn(batch, 3, size, size)
         dense = count_params(m)
-        record, _ = prune_model(m, x, 0.5, "l1", "local", Scope())
+        record, info = prune_model(m, x, 0.5, "l1", "local", Scope())
         assert count_params(m) <= limit * dense
         y = m(x)
         assert y.shape == (batch, 10)
@@ -76,6 +78,8 @@ def prunes_timm() -> Callable[..., nn.Module]:
         apply_record(fresh, json.loads(json.dumps(record)))
         fresh.load_state_dict(m.state_dict())
         assert torch.allclose(fresh(x), y, atol=1e-5)
-        return m
+        m.train()
+        m(torch.randn(2, 3, size, size)).sum().backward()
+        return info
 
     return check

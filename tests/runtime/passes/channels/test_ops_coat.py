@@ -83,5 +83,5 @@ def test_factor_attention_prunes_heads_and_shared_crpe() -> None:
 
 
 @pytest.mark.slow
-def test_timm_coat_lite_tiny_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+def test_timm_coat_lite_tiny_params_ratio(prunes_timm: Callable[..., dict[str, Any]]) -> None:
     prunes_timm("coat_lite_tiny", 32, img_size=32)

@@ -74,5 +74,5 @@ def test_grouped_conv_with_several_inputs_per_group_keeps_its_partitions() -> No
 
 
 @pytest.mark.slow  # about 10 s on a loaded machine
-def test_timm_fastvit_t8_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+def test_timm_fastvit_t8_params_ratio(prunes_timm: Callable[..., dict[str, Any]]) -> None:
     prunes_timm("fastvit_t8", 32, batch=1)

@@ -135,7 +135,7 @@ def test_tiny_levit_prunes_keys_values_and_residual(use_conv: bool) -> None:
     m(x).sum().backward()
 
 
-def test_timm_levit_128s_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+def test_timm_levit_128s_params_ratio(prunes_timm: Callable[..., dict[str, Any]]) -> None:
     prunes_timm("levit_128s", 32, img_size=32)
 
 

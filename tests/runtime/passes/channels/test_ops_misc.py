@@ -1,4 +1,5 @@
-"""Op rules of h15-misc: ``F.normalize``, ``roll``, computed ``pad`` widths, ``new_empty``,
+"""Op rules for untracked parameters, ECA, DPN and BoTNet: ``F.normalize``, ``roll``,
+computed ``pad`` widths, ``new_empty``,
 EdgeNeXt-style aligned chunks (uneven too), MetaFormer's ``Scale`` view by attribute, DPN's
 dual-path slices (prefix counted by the record), SelectiveKernel's split, and timm's ECA (an
 approximation: checked against ECA applied to the kept channels, not against zeroing)."""

@@ -1,4 +1,4 @@
-"""Small rules met on the way to the symbolic-count models (h15-sym): ``torch.roll`` and
+"""Small rules met on the way to the symbolic-count models: ``torch.roll`` and
 computed spatial ``pad`` widths (Swin), ``x.new_empty`` (drop-path noise), ``repeat`` (XCiT's
 positional encoding), ``F.normalize`` (XCiT), a parameter view's shape read (PiT's class
 tokens), a matmul batched over a tracked dim (CaiT's talking heads), and PVT-v2's head width

@@ -116,11 +116,11 @@ def test_edgenext_xca_prunes_its_inner_width_on_its_own() -> None:
     _replays(lambda: Tiny(edgenext.CrossCovarianceAttn), m, record, x)
 
 
-def test_timm_xcit_nano_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+def test_timm_xcit_nano_params_ratio(prunes_timm: Callable[..., dict[str, Any]]) -> None:
     prunes_timm("xcit_nano_12_p16_224", 32, img_size=32)
 
 
-def test_timm_edgenext_xx_small_params_ratio(prunes_timm: Callable[..., nn.Module]) -> None:
+def test_timm_edgenext_xx_small_params_ratio(prunes_timm: Callable[..., dict[str, Any]]) -> None:
     prunes_timm("edgenext_xx_small", 64)
 
 
