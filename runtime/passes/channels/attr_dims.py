@@ -34,7 +34,6 @@ from typing import Any
 from torch import nn
 
 from ..trace import type_name
-from .head_dims import fix_head_dims
 
 #: type name -> (attribute, the submodule whose output channels it counts).
 ATTR_DIMS: dict[str, tuple[str, str]] = {
@@ -209,17 +208,36 @@ ATTR_FIXES: dict[str, Callable[[Any], None]] = {
 }
 
 
+def _fix_pvt_v2(m: Any) -> None:
+    m.head_dim = int(m.q.out_features) // int(m.num_heads)  # q's heads are cut like kv's
+
+
+#: type name -> the head width its forward passes as a reshape's last size, kept as an
+#: attribute (PVT-v2's ``kv.reshape(B, -1, 2, self.num_heads, self.head_dim)``; ``forward``
+#: read by hand: no other use). :func:`.rules_heads.split_heads` then splits heads at it as at
+#: a ``-1``, and the fixup rewrites it from the pruned layers after every cut and replay.
+ATTR_HEAD_DIMS: dict[str, AttrSplit] = {
+    "timm.models.pvt_v2.Attention": AttrSplit(lambda m: m.head_dim, _fix_pvt_v2),
+}
+
+
+def backed_head_dim(module: nn.Module | None, value: object) -> bool:
+    """Whether ``value``, the last size of a reshape run by ``module``'s forward, is the
+    family's head-width attribute (:data:`ATTR_HEAD_DIMS`, kept true after surgery)."""
+    entry = ATTR_HEAD_DIMS.get(type_name(type(module))) if module is not None else None
+    return entry is not None and isinstance(value, int) and entry.size(module) == value
+
+
 def fix_attributes(model: nn.Module) -> None:
     """After surgery: reset every registered channel-count attribute from the pruned layers."""
     for m in model.modules():
-        fix_head_dims(m)
         entry = ATTR_DIMS.get(type_name(type(m)))
         if entry is not None:
             setattr(m, entry[0], _out_count(m.get_submodule(entry[1])))
         fix = ATTR_FIXES.get(type_name(type(m)))
         if fix is not None:
             fix(m)
-        for table in (ATTR_SPLITS, ATTR_SLICES, ATTR_VIEWS):
+        for table in (ATTR_SPLITS, ATTR_SLICES, ATTR_VIEWS, ATTR_HEAD_DIMS):
             split = table.get(type_name(type(m)))
             if split is not None:
                 split.fix(m)
@@ -228,11 +246,13 @@ def fix_attributes(model: nn.Module) -> None:
 __all__ = [
     "ATTR_DIMS",
     "ATTR_FIXES",
+    "ATTR_HEAD_DIMS",
     "ATTR_SLICES",
     "ATTR_SPLITS",
     "ATTR_VIEWS",
     "AttrSplit",
     "backed_constant",
+    "backed_head_dim",
     "backed_slice",
     "backed_split",
     "backed_view",

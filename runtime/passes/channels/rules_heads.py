@@ -10,9 +10,10 @@ multiplies by ``v`` and merges the heads back with ``x.transpose(1, 2).reshape(B
   ``-1`` then still divides the pruned width evenly, and the producer's rows go per chunk. The
   output tracks ``d`` with chunk 0's atoms. A constant ``d`` (``reshape(B, N, -1, 64)``) would go
   stale: not a split here (blocked), unless it is a head-width attribute that surgery keeps
-  true (:mod:`.head_dims`, PVT-v2's ``self.head_dim``). ``d`` may also be a channel count
-  read in Python (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the walker ties it
-  (:meth:`.walker.GraphWalker.tie`), coupling ``C``'s tensor chunk by chunk with the head.
+  true (``attr_dims.ATTR_HEAD_DIMS``, PVT-v2's ``self.head_dim``). ``d`` may also be a
+  channel count read in Python (``reshape(B, N, 3, heads, C // heads)``, CaiT/XCiT/CoaT): the
+  walker ties it (:meth:`.walker.GraphWalker.tie`), coupling ``C``'s tensor chunk by chunk
+  with the head.
 - **Merge** (:func:`merge_heads`): a reshape that folds untracked leading dims (the heads) into
   the tracked one at a ``-1`` (or a tied ``C``): the atoms repeat once per head, in outer
   order (``flatten`` already does this in :mod:`.rules_tensor`). Untracked dims never change
@@ -52,7 +53,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .head_dims import backed_head_dim
+from .attr_dims import backed_head_dim
 from .op_rules import Info, arg, function_rule, method_rule
 from .walker import GraphWalker
 
@@ -70,7 +71,8 @@ def _minus_one(shape_args: list[Any]) -> int | None:
 def _sized_at(w: GraphWalker, shape_args: list[Any], owner: nn.Module | None) -> list[int]:
     """Where a reshape's sizes may say how wide the (last) channel piece is, to try in order:
     its one ``-1`` (ties nothing), a head-width attribute of the module reshaping
-    (:mod:`.head_dims`) as the last size, its channel-count symbols (``C // heads``)."""
+    (``attr_dims.ATTR_HEAD_DIMS``) as the last size, its channel-count symbols
+    (``C // heads``)."""
     minus = _minus_one(shape_args)
     at = [] if minus is None else [minus]
     if shape_args and backed_head_dim(owner, shape_args[-1]):
